@@ -1,0 +1,34 @@
+#pragma once
+// The offline demo model: a small scripted OpenAI-compatible chat-completions endpoint the
+// daemon serves on its own loopback port, so a fresh install streams real pi answers with
+// no API key and no network. pi reaches it through the "pi-server-demo" provider that
+// write_models_json() puts into pi's models.json. The last user message picks the script:
+//   "stream N"   N text deltas "w0 " "w1 " ...
+//   "error NNN"  HTTP status NNN with an OpenAI-style error body
+//   "tool"       a bash tool call running `echo hi`; after the result: Tool said: "...". Done.
+//   anything else: a friendly sentence that quotes the prompt, one word per delta.
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "pi_server/connection.hpp"
+
+namespace pi_server::demo {
+
+inline constexpr std::string_view kProvider = "pi-server-demo";
+inline constexpr std::string_view kModelId = "demo-1";
+
+class DemoModel : public HttpHandler {
+ public:
+  HttpAnswer handle_http(std::string_view method, std::string_view target,
+                         std::string_view body) override;
+};
+
+// Adds or refreshes the demo provider in `models_json` (creating the file if needed) and
+// keeps every other provider the user configured there. Returns an error message on failure.
+std::string write_models_json(const std::filesystem::path& models_json, std::string_view base_url);
+
+// The SSE body answering one chat-completions request body (exposed for tests).
+HttpAnswer answer_chat_completion(std::string_view request_body);
+
+}  // namespace pi_server::demo

@@ -1,0 +1,213 @@
+// pi-server: flags, wiring and the event loop. The one file that knows every concrete type.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+
+#include "agent/agent_launch.hpp"
+#include "demo/demo_model.hpp"
+#include "observability/log.hpp"
+#include "pi_server/options.hpp"
+#include "server/server.hpp"
+#include "transport/transports.hpp"
+
+namespace fs = std::filesystem;
+using namespace pi_server;
+
+namespace {
+
+constexpr int kExitBadUsage = 2;
+constexpr int kExitFatal = 1;
+
+fs::path default_state_dir() {
+  if (const char* d = std::getenv("STATE_DIRECTORY"); d && *d) return d;
+  if (const char* d = std::getenv("XDG_STATE_HOME"); d && *d) return fs::path(d) / "pi-server";
+  const char* home = std::getenv("HOME");
+  return fs::path(home && *home ? home : "/tmp") / ".local" / "state" / "pi-server";
+}
+
+// "HOST:PORT" or "[V6]:PORT".
+bool parse_listen(const std::string& text, std::string& host, std::uint16_t& port) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string port_text = text.substr(colon + 1);
+  if (port_text.empty() || port_text.size() > 5 ||
+      port_text.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  unsigned long p = std::stoul(port_text);
+  if (p > 65535) return false;
+  port = static_cast<std::uint16_t>(p);
+  return true;
+}
+
+int fail_usage(const std::string& why) {
+  std::cerr << "pi-server: " << why << "\n";
+  return kExitBadUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ServerOptions options;
+  std::string listen = "127.0.0.1:3141";
+  std::string agent_command = PI_SERVER_DEFAULT_AGENT;
+  std::string state_dir;
+  std::string log_level = "info";
+  std::string log_format = "json";
+  bool no_listen = false;
+  bool no_demo_model = false;
+  std::uint64_t drain_timeout_ms = 10000;
+  std::uint64_t heartbeat_seconds = 30;
+
+  CLI::App app{"pi-server: serves many pi coding-agent sessions over WebSocket and stdio"};
+  app.set_version_flag("--version", std::string("pi-server ") + PI_SERVER_VERSION);
+  app.set_config("--config", "", "Read flags from a TOML/INI file (keys are the long flag names)");
+  app.add_option("--listen", listen, "HOST:PORT for WebSocket and HTTP (port 0 picks a free one)")
+      ->capture_default_str();
+  app.add_flag("--no-listen", no_listen, "Do not open the TCP listener (stdio only)");
+  app.add_flag("--stdio", options.stdio, "Serve the JSON-lines protocol on stdin/stdout");
+  app.add_option("--agent-command", agent_command,
+                 "Agent argv prefix, split on spaces; --mode rpc and session flags are appended")
+      ->capture_default_str();
+  app.add_option("--agent-env", options.agent.extra_env,
+                 "NAME=VALUE for the agent's environment, or NAME to pass the daemon's value");
+  app.add_option("--default-model", options.agent.default_model,
+                 "provider/id for sessions that name no model (default: the offline demo model)");
+  app.add_flag("--no-demo-model", no_demo_model, "Do not serve the offline demo model");
+  app.add_option("--state-dir", state_dir, "State directory (sessions, pi agent dir)");
+  app.add_option("--max-sessions", options.max_sessions, "Most sessions at once")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--max-connections", options.max_connections, "Most client connections at once")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--max-frame-bytes", options.connection.max_frame_bytes,
+                 "Largest inbound WebSocket message or stdio line")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--max-agent-line-bytes", options.agent.max_line_bytes,
+                 "Longest line accepted from an agent's stdout")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--drain-timeout-ms", drain_timeout_ms,
+                 "On SIGTERM/SIGINT (or stdin EOF in stdio-only mode): time allowed to finish")
+      ->capture_default_str();
+  app.add_option("--heartbeat-seconds", heartbeat_seconds,
+                 "WebSocket ping interval; a peer silent for twice this is closed")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_option("--log-format", log_format, "json|text")->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return fail_usage(e.what());
+  }
+
+  log::Level level;
+  if (!log::parse_level(log_level, level)) return fail_usage("bad --log-level: " + log_level);
+  if (log_format != "json" && log_format != "text") return fail_usage("bad --log-format: " + log_format);
+  log::init(level, log_format == "json" ? log::Format::json : log::Format::text);
+
+  options.listen = !no_listen;
+  if (options.listen && !parse_listen(listen, options.listen_host, options.listen_port))
+    return fail_usage("bad --listen (want HOST:PORT): " + listen);
+  if (!options.listen && !options.stdio)
+    return fail_usage("--no-listen needs --stdio (nothing to serve)");
+  options.agent.command = agent::split_command(agent_command);
+  if (options.agent.command.empty()) return fail_usage("--agent-command is empty");
+  options.drain_timeout = std::chrono::milliseconds(drain_timeout_ms);
+  options.connection.heartbeat = std::chrono::seconds(heartbeat_seconds);
+  options.demo_model = !no_demo_model;
+  options.state_dir = state_dir.empty() ? default_state_dir() : fs::path(state_dir);
+  std::error_code ec;
+  fs::create_directories(options.state_dir / "agent", ec);
+  if (ec) {
+    log::error("state_dir_failed", {{"path", options.state_dir.string()}, {"error", ec.message()}});
+    return kExitFatal;
+  }
+  options.state_dir = fs::canonical(options.state_dir, ec);
+
+  // Writes to a vanished client must come back as EPIPE, not kill the daemon.
+  ::signal(SIGPIPE, SIG_IGN);
+
+  boost::asio::io_context io(1);
+
+  demo::DemoModel demo_model;
+  std::shared_ptr<transport::Listener> demo_listener;
+  if (options.demo_model) {
+    auto started = transport::start_listener(io, "127.0.0.1", 0, nullptr, demo_model, options.connection);
+    if (auto* failure = std::get_if<std::string>(&started)) {
+      log::error("demo_model_failed", {{"error", *failure}});
+      return kExitFatal;
+    }
+    demo_listener = std::get<std::shared_ptr<transport::Listener>>(started);
+    std::string url = "http://" + demo_listener->address();
+    if (auto failure = demo::write_models_json(options.state_dir / "agent" / "models.json", url);
+        !failure.empty()) {
+      log::error("demo_model_failed", {{"error", failure}});
+      return kExitFatal;
+    }
+    if (options.agent.default_model.empty())
+      options.agent.default_model = std::string(demo::kProvider) + "/" + std::string(demo::kModelId);
+    log::info("demo_model", {{"address", demo_listener->address()},
+                             {"model", std::string(demo::kProvider) + "/" + std::string(demo::kModelId)}});
+  }
+
+  server::Server server(io, options);
+  std::vector<std::string> transports;
+  std::shared_ptr<transport::Listener> listener;
+  if (options.listen) {
+    auto started = transport::start_listener(io, options.listen_host, options.listen_port, &server,
+                                             server, options.connection);
+    if (auto* failure = std::get_if<std::string>(&started)) {
+      log::error("listen_failed", {{"error", *failure}});
+      std::cerr << "pi-server: " << *failure << "\n";
+      return kExitBadUsage;
+    }
+    listener = std::get<std::shared_ptr<transport::Listener>>(started);
+    transports.push_back("websocket");
+  }
+  if (options.stdio) transports.push_back("stdio");
+  server.set_transports(transports);
+
+  int signals_seen = 0;
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  std::function<void(boost::system::error_code, int)> on_signal =
+      [&](boost::system::error_code ec, int sig) {
+        if (ec) return;
+        if (++signals_seen > 1) {
+          log::warn("second_signal", {{"signal", sig}});
+          io.stop();  // agents are killed and reaped as their objects are destroyed
+          return;
+        }
+        log::info("signal", {{"signal", sig}});
+        if (listener) listener->stop();
+        server.shutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT", [&] {
+          signals.cancel();
+          io.stop();
+        });
+        signals.async_wait(on_signal);
+      };
+  signals.async_wait(on_signal);
+
+  std::shared_ptr<Connection> stdio;
+  if (options.stdio) stdio = transport::start_stdio(io, server, options.connection);
+  server.set_ready(true);
+  if (listener)
+    log::info("listening", {{"address", listener->address()},
+                            {"stateDir", options.state_dir.string()},
+                            {"version", PI_SERVER_VERSION}});
+  else
+    log::info("serving_stdio", {{"stateDir", options.state_dir.string()}, {"version", PI_SERVER_VERSION}});
+
+  io.run();
+  log::info("exit", {{"code", 0}});
+  return 0;
+}

@@ -1,0 +1,99 @@
+#include "protocol/envelope.hpp"
+
+#include <array>
+
+namespace pi_server::protocol {
+namespace {
+
+constexpr std::array<std::string_view, 7> kServerCommands = {
+    "create_session", "delete_session", "list_sessions", "switch_session",
+    "unsubscribe",    "get_metrics",    "health_check",
+};
+
+// Server commands that act on one session and so need `sessionId`.
+bool needs_session_id(std::string_view type) {
+  return type == "delete_session" || type == "switch_session" || type == "unsubscribe";
+}
+
+ParseResult fail(ErrorCode code, std::string message, std::optional<std::string> type = {},
+                 std::optional<std::string> id = {}) {
+  ParseResult r;
+  r.error = EnvelopeError{code, std::move(message), std::move(type), std::move(id)};
+  return r;
+}
+
+}  // namespace
+
+bool is_server_command(std::string_view type) {
+  for (auto t : kServerCommands)
+    if (t == type) return true;
+  return false;
+}
+
+ParseResult parse_envelope(std::string_view text) {
+  nlohmann::json body = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) return fail(ErrorCode::invalid_command, "Malformed JSON");
+  if (!body.is_object()) return fail(ErrorCode::invalid_command, "A command must be a JSON object");
+
+  // Read `id` first so every later error can echo it.
+  std::optional<std::string> id;
+  if (auto it = body.find("id"); it != body.end()) {
+    if (!it->is_string()) return fail(ErrorCode::invalid_command, "Field 'id' must be a string");
+    id = it->get<std::string>();
+  }
+  auto type_it = body.find("type");
+  if (type_it == body.end())
+    return fail(ErrorCode::invalid_command, "Missing field 'type'", std::nullopt, id);
+  if (!type_it->is_string() || type_it->get_ref<const std::string&>().empty())
+    return fail(ErrorCode::invalid_command, "Field 'type' must be a non-empty string", std::nullopt,
+                id);
+  std::string type = type_it->get<std::string>();
+  if (type == "response" || type == "event")
+    return fail(ErrorCode::unknown_command, "Unknown command: " + type, type, id);
+
+  Envelope env;
+  env.type = type;
+  env.id = id;
+  env.family = is_server_command(type) ? CommandFamily::server : CommandFamily::session;
+
+  if (auto it = body.find("sessionId"); it != body.end()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().empty())
+      return fail(ErrorCode::invalid_command, "Field 'sessionId' must be a non-empty string", type,
+                  id);
+    env.session_id = it->get<std::string>();
+  }
+  if (auto it = body.find("idempotencyKey"); it != body.end()) {
+    if (!it->is_string())
+      return fail(ErrorCode::invalid_command, "Field 'idempotencyKey' must be a string", type, id);
+    env.idempotency_key = it->get<std::string>();
+  }
+  if (auto it = body.find("dependsOn"); it != body.end()) {
+    bool ok = it->is_array();
+    if (ok)
+      for (const auto& d : *it) ok = ok && d.is_string();
+    if (!ok)
+      return fail(ErrorCode::invalid_command, "Field 'dependsOn' must be an array of strings", type,
+                  id);
+  }
+  if (auto it = body.find("ifSessionVersion"); it != body.end()) {
+    if (!it->is_number_integer())
+      return fail(ErrorCode::invalid_command, "Field 'ifSessionVersion' must be an integer", type,
+                  id);
+  }
+  if (!env.session_id && (env.family == CommandFamily::session || needs_session_id(type)))
+    return fail(ErrorCode::invalid_command, "Missing field 'sessionId' for " + type, type, id);
+
+  env.body = std::move(body);
+  return ParseResult{std::move(env), {}};
+}
+
+nlohmann::json to_agent_command(const Envelope& envelope, std::string_view agent_id) {
+  nlohmann::json cmd = envelope.body;
+  for (const char* key : {"sessionId", "idempotencyKey", "dependsOn", "ifSessionVersion"})
+    cmd.erase(key);
+  cmd["id"] = agent_id;
+  if (envelope.type == "switch_session_file") cmd["type"] = "switch_session";
+  return cmd;
+}
+
+}  // namespace pi_server::protocol

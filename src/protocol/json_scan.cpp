@@ -1,0 +1,110 @@
+#include "protocol/json_scan.hpp"
+
+#include <cstring>
+
+namespace pi_server::protocol {
+namespace {
+
+constexpr bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+std::size_t skip_space(std::string_view s, std::size_t i) {
+  while (i < s.size() && is_space(s[i])) ++i;
+  return i;
+}
+
+// i at an opening quote; returns the index after the closing quote, or npos.
+std::size_t skip_string(std::string_view s, std::size_t i) {
+  ++i;
+  while (i < s.size()) {
+    // memchr-style scan for the next quote or backslash keeps long strings fast.
+    const char* base = s.data() + i;
+    std::size_t left = s.size() - i;
+    const void* q = std::memchr(base, '"', left);
+    if (!q) return std::string_view::npos;
+    std::size_t quote = static_cast<const char*>(q) - s.data();
+    const void* b = std::memchr(base, '\\', quote - i);
+    if (!b) return quote + 1;
+    i = static_cast<std::size_t>(static_cast<const char*>(b) - s.data()) + 2;
+  }
+  return std::string_view::npos;
+}
+
+// i at the first byte of a value; returns the index after it, or npos.
+std::size_t skip_value(std::string_view s, std::size_t i) {
+  if (i >= s.size()) return std::string_view::npos;
+  char c = s[i];
+  if (c == '"') return skip_string(s, i);
+  if (c == '{' || c == '[') {
+    int depth = 0;
+    while (i < s.size()) {
+      char d = s[i];
+      if (d == '"') {
+        i = skip_string(s, i);
+        if (i == std::string_view::npos) return i;
+        continue;
+      }
+      if (d == '{' || d == '[') ++depth;
+      if (d == '}' || d == ']') {
+        if (--depth == 0) return i + 1;
+      }
+      ++i;
+    }
+    return std::string_view::npos;
+  }
+  // number, true, false, null
+  std::size_t start = i;
+  while (i < s.size() && !is_space(s[i]) && s[i] != ',' && s[i] != '}' && s[i] != ']') ++i;
+  return i == start ? std::string_view::npos : i;
+}
+
+}  // namespace
+
+bool scan_object(std::string_view s,
+                 const std::function<bool(std::string_view, std::string_view)>& visit) {
+  std::size_t i = skip_space(s, 0);
+  if (i >= s.size() || s[i] != '{') return false;
+  i = skip_space(s, i + 1);
+  if (i < s.size() && s[i] == '}') return skip_space(s, i + 1) == s.size();
+  bool stopped = false;
+  while (i < s.size()) {
+    if (s[i] != '"') return false;
+    std::size_t key_end = skip_string(s, i);
+    if (key_end == std::string_view::npos) return false;
+    std::string_view key = s.substr(i + 1, key_end - i - 2);
+    i = skip_space(s, key_end);
+    if (i >= s.size() || s[i] != ':') return false;
+    i = skip_space(s, i + 1);
+    std::size_t value_end = skip_value(s, i);
+    if (value_end == std::string_view::npos) return false;
+    if (!stopped && !visit(key, s.substr(i, value_end - i))) stopped = true;
+    i = skip_space(s, value_end);
+    if (i >= s.size()) return false;
+    if (s[i] == '}') return skip_space(s, i + 1) == s.size();
+    if (s[i] != ',') return false;
+    i = skip_space(s, i + 1);
+  }
+  return false;
+}
+
+std::optional<std::string_view> simple_string(std::string_view raw) {
+  if (raw.size() < 2 || raw.front() != '"' || raw.back() != '"') return std::nullopt;
+  std::string_view inner = raw.substr(1, raw.size() - 2);
+  if (inner.find('\\') != std::string_view::npos) return std::nullopt;
+  return inner;
+}
+
+AgentLineHead scan_agent_line(std::string_view line) {
+  AgentLineHead head;
+  head.is_object = scan_object(line, [&](std::string_view key, std::string_view value) {
+    if (key == "type") {
+      if (auto t = simple_string(value)) head.type = *t;
+    } else if (key == "id") {
+      head.raw_id = value;
+    }
+    return true;
+  });
+  if (!head.is_object) head = AgentLineHead{};
+  return head;
+}
+
+}  // namespace pi_server::protocol

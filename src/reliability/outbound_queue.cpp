@@ -1,0 +1,48 @@
+#include "reliability/outbound_queue.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "protocol/frames.hpp"
+
+namespace pi_server::reliability {
+
+SendStatus OutboundQueue::push_control(Frame frame) {
+  if (bytes_ + frame->size() > hard_cap_) return SendStatus::closed;
+  bytes_ += frame->size();
+  frames_.push_back(std::move(frame));
+  return SendStatus::queued;
+}
+
+SendStatus OutboundQueue::push_event(Frame frame, std::string_view session_id, std::uint64_t seq) {
+  auto it = drops_.find(session_id);
+  // Once a session's events are being dropped, keep dropping them until the drop is
+  // reported: the consumer must never see a later event before the gap notice.
+  if (bytes_ + frame->size() > high_water_ || it != drops_.end()) {
+    if (it == drops_.end()) {
+      drops_.emplace(std::string(session_id), DropRange{seq, seq});
+    } else {
+      it->second.to_seq = seq;
+    }
+    ++dropped_total_;
+    return SendStatus::dropped;
+  }
+  bytes_ += frame->size();
+  frames_.push_back(std::move(frame));
+  return SendStatus::queued;
+}
+
+void OutboundQueue::pop() {
+  bytes_ -= frames_.front()->size();
+  frames_.pop_front();
+  if (drops_.empty() || bytes_ > high_water_ / 2) return;
+  for (const auto& [session, range] : drops_) {
+    nlohmann::json data = {
+        {"sessionId", session}, {"fromSeq", range.from_seq}, {"toSeq", range.to_seq}};
+    Frame f = make_frame(protocol::server_event("events_dropped", data));
+    bytes_ += f->size();
+    frames_.push_back(std::move(f));
+  }
+  drops_.clear();
+}
+
+}  // namespace pi_server::reliability

@@ -1,0 +1,534 @@
+#include "server/server.hpp"
+
+#include <boost/asio/post.hpp>
+#include <filesystem>
+#include <random>
+#include <regex>
+#include <system_error>
+
+#include "observability/log.hpp"
+
+namespace pi_server::server {
+namespace fs = std::filesystem;
+using nlohmann::json;
+using protocol::Envelope;
+using protocol::Response;
+
+namespace {
+
+constexpr std::string_view kThinkingLevels[] = {"off", "minimal", "low", "medium", "high", "xhigh"};
+
+// Client-chosen session ids become directory names: keep them to a safe alphabet.
+bool valid_session_id(const std::string& id) {
+  if (id.empty() || id.size() > 128 || id.front() == '.') return false;
+  for (char c : id)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
+      return false;
+  return true;
+}
+
+std::string random_session_id() {
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::uniform_int_distribution<std::uint64_t> dist;
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "s-%016llx%08llx", static_cast<unsigned long long>(dist(rng)),
+                static_cast<unsigned long long>(dist(rng) & 0xffffffffu));
+  return buf;
+}
+
+// Optional string field: absent is fine, present must be a string.
+bool read_string(const json& body, const char* key, std::string& out, std::string& error) {
+  auto it = body.find(key);
+  if (it == body.end()) return true;
+  if (!it->is_string()) {
+    error = std::string("Field '") + key + "' must be a string";
+    return false;
+  }
+  out = it->get<std::string>();
+  return true;
+}
+
+std::string model_string(const json& model) {
+  if (model.is_object() && model.contains("provider") && model.contains("id") &&
+      model["provider"].is_string() && model["id"].is_string())
+    return model["provider"].get<std::string>() + "/" + model["id"].get<std::string>();
+  return {};
+}
+
+}  // namespace
+
+Server::Server(boost::asio::io_context& io, ServerOptions options)
+    : io_(io),
+      options_(std::move(options)),
+      started_at_(std::chrono::steady_clock::now()),
+      drain_timer_(io) {}
+
+Server::~Server() {
+  for (auto& [id, s] : sessions_) s->stop([] {});
+}
+
+// ---------------------------------------------------------------- transport events
+
+void Server::on_open(const std::shared_ptr<Connection>& connection) {
+  if (draining_) {
+    connection->close_gracefully();
+    return;
+  }
+  if (connections_.size() >= options_.max_connections) {
+    auto r = protocol::error_response("", std::nullopt, ErrorCode::limit_reached,
+                                      "Too many connections (max " +
+                                          std::to_string(options_.max_connections) + ")");
+    ++errors_by_code_["limit_reached"];
+    connection->send_control(make_frame(protocol::serialize(r)));
+    connection->close_gracefully();
+    return;
+  }
+  connections_.add(connection);
+  ++connections_total_;
+  json limits = {{"maxFrameBytes", options_.connection.max_frame_bytes},
+                 {"maxSessions", options_.max_sessions},
+                 {"maxConnections", options_.max_connections},
+                 {"maxAgentLineBytes", options_.agent.max_line_bytes}};
+  json data = {{"serverVersion", PI_SERVER_VERSION},
+               {"protocolVersion", kProtocolVersion},
+               {"transports", transports_},
+               {"connectionId", "c" + std::to_string(connection->id())},
+               {"limits", limits}};
+  connection->send_control(make_frame(protocol::server_event("server_ready", data)));
+  log::debug("connection_opened",
+             {{"conn", connection->id()}, {"transport", std::string(connection->transport())}});
+}
+
+void Server::on_close(Connection& connection) {
+  auto id = connection.id();
+  for (auto& [sid, s] : sessions_) s->unsubscribe(id);
+  connections_.remove(id);
+  log::debug("connection_closed", {{"conn", id}});
+  if (draining_ && connections_.size() == 0 && shutdown_done_ && stopping_.empty())
+    finish_shutdown();
+}
+
+void Server::on_input_closed(Connection& connection) {
+  log::info("stdin_closed", {{"conn", connection.id()}});
+  if (options_.listen || draining_) return;
+  // stdio only: finish what is in flight (answers and running turns), then exit.
+  stdio_draining_ = true;
+  drain_timer_.expires_after(options_.drain_timeout);
+  drain_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec && !draining_) shutdown("stdin closed (drain timeout)", [this] { io_.stop(); });
+  });
+  maybe_finish_stdio_drain();
+}
+
+void Server::maybe_finish_stdio_drain() {
+  if (!stdio_draining_ || draining_) return;
+  for (auto& [id, s] : sessions_)
+    if (!s->quiet()) return;
+  drain_timer_.cancel();
+  shutdown("stdin closed", [this] { io_.stop(); });
+}
+
+void Server::on_rejected_message(Connection& connection, ErrorCode code, std::string_view reason) {
+  respond(connection, protocol::error_response("", std::nullopt, code, std::string(reason)));
+}
+
+// ---------------------------------------------------------------- the pipeline
+
+void Server::on_message(Connection& connection, std::string_view text) {
+  auto parsed = protocol::parse_envelope(text);
+  if (!parsed) {
+    ++commands_by_type_["invalid"];
+    respond(connection, protocol::error_response(parsed.error.type.value_or(""), parsed.error.id,
+                                                 parsed.error.code, parsed.error.message));
+    return;
+  }
+  const Envelope& env = *parsed.envelope;
+  ++commands_by_type_[env.family == protocol::CommandFamily::server ? env.type : "session_command"];
+  if (draining_) {
+    respond(connection, protocol::error_response(env.type, env.id, ErrorCode::shutting_down,
+                                                 "The server is shutting down"));
+    return;
+  }
+  static const std::unordered_map<std::string_view, Handler> kHandlers = {
+      {"create_session", &Server::create_session}, {"delete_session", &Server::delete_session},
+      {"list_sessions", &Server::list_sessions},   {"switch_session", &Server::switch_session},
+      {"unsubscribe", &Server::unsubscribe},       {"get_metrics", &Server::get_metrics},
+      {"health_check", &Server::health_check},
+  };
+  if (auto it = kHandlers.find(env.type); it != kHandlers.end()) {
+    (this->*(it->second))(connection, env);
+  } else {
+    relay_session_command(connection, env);
+  }
+}
+
+void Server::respond(Connection& connection, const Response& response) {
+  ++responses_total_;
+  if (response.code) ++errors_by_code_[std::string(to_string(*response.code))];
+  connection.send_control(make_frame(protocol::serialize(response)));
+}
+
+void Server::respond_to(std::uint64_t connection_id, const Response& response) {
+  if (Connection* c = connections_.find(connection_id)) {
+    respond(*c, response);
+  } else {
+    // The client left before its answer came; the answer has nowhere to go.
+    ++responses_undeliverable_;
+  }
+}
+
+void Server::broadcast(const Frame& frame) {
+  connections_.for_each([&](Connection& c) { c.send_control(frame); });
+}
+
+// ---------------------------------------------------------------- server commands
+
+fs::path Server::prepare_session_dirs(const std::string& session_id) {
+  // <state>/sessions/<id>/ holds pi's session files; <id>/agent/ is this session's own pi
+  // agent dir, so settings pi persists (set_auto_retry, set_steering_mode...) stay private
+  // to the session, while models.json and auth.json are links to the shared copies.
+  fs::path base = options_.state_dir / "sessions" / session_id;
+  fs::path agent_dir = base / "agent";
+  std::error_code ec;
+  fs::create_directories(agent_dir, ec);
+  for (const char* shared : {"models.json", "auth.json"}) {
+    fs::path target = options_.state_dir / "agent" / shared;
+    fs::path link = agent_dir / shared;
+    if (fs::exists(target, ec) && !fs::exists(fs::symlink_status(link, ec)))
+      fs::create_symlink(target, link, ec);
+  }
+  return base;
+}
+
+void Server::create_session(Connection& c, const Envelope& env) {
+  const json& body = env.body;
+  std::string error;
+  agent::SessionLaunch launch;
+  std::string session_id = env.session_id.value_or("");
+  if (!read_string(body, "cwd", launch.cwd, error) ||
+      !read_string(body, "model", launch.model, error) ||
+      !read_string(body, "thinkingLevel", launch.thinking_level, error) ||
+      !read_string(body, "name", launch.name, error)) {
+    return respond(c, protocol::error_response(env.type, env.id, ErrorCode::invalid_command, error));
+  }
+  if (!session_id.empty() && !valid_session_id(session_id))
+    return respond(c, protocol::error_response(
+                          env.type, env.id, ErrorCode::invalid_command,
+                          "Field 'sessionId' may hold only letters, digits, '-', '_' and '.' "
+                          "(at most 128, not starting with '.')"));
+  if (!launch.cwd.empty()) {
+    std::error_code ec;
+    if (!fs::path(launch.cwd).is_absolute() || !fs::is_directory(launch.cwd, ec))
+      return respond(c, protocol::error_response(env.type, env.id, ErrorCode::invalid_command,
+                                                 "Field 'cwd' must be an existing absolute "
+                                                 "directory"));
+  }
+  if (!launch.model.empty()) {
+    auto slash = launch.model.find('/');
+    if (slash == 0 || slash == std::string::npos || slash + 1 == launch.model.size())
+      return respond(c, protocol::error_response(env.type, env.id, ErrorCode::invalid_command,
+                                                 "Field 'model' must look like 'provider/id'"));
+  }
+  if (!launch.thinking_level.empty() &&
+      std::find(std::begin(kThinkingLevels), std::end(kThinkingLevels), launch.thinking_level) ==
+          std::end(kThinkingLevels))
+    return respond(c, protocol::error_response(
+                          env.type, env.id, ErrorCode::invalid_command,
+                          "Field 'thinkingLevel' must be one of off, minimal, low, medium, high, "
+                          "xhigh"));
+  if (session_id.empty()) {
+    do session_id = random_session_id();
+    while (sessions_.count(session_id));
+  }
+  if (sessions_.count(session_id))
+    return respond(c, protocol::error_response(env.type, env.id, ErrorCode::session_exists,
+                                               "Session already exists: " + session_id));
+  if (sessions_.size() + stopping_.size() >= options_.max_sessions)
+    return respond(c, protocol::error_response(env.type, env.id, ErrorCode::limit_reached,
+                                               "Too many sessions (max " +
+                                                   std::to_string(options_.max_sessions) + ")"));
+
+  fs::path dir = prepare_session_dirs(session_id);
+  launch.session_dir = dir;
+  launch.agent_dir = dir / "agent";
+  auto session = std::make_shared<session::Session>(io_, session_id, launch, options_.agent,
+                                                    connections_, relay_stats_, *this);
+  if (auto failure = session->start_agent()) {
+    auto r = protocol::error_response(env.type, env.id, ErrorCode::agent_exited, *failure);
+    r.session_id = session_id;
+    return respond(c, r);
+  }
+  sessions_.emplace(session_id, session);
+  session->subscribe(c.id());
+
+  // The session is ready when its agent answers a first get_state: that proves the agent
+  // runs and tells us its session file and model.
+  Envelope probe;
+  probe.type = "get_state";
+  probe.body = json{{"type", "get_state"}};
+  std::uint64_t conn_id = c.id();
+  std::weak_ptr<session::Session> weak = session;
+  session->relay(probe, [this, conn_id, weak, env_type = env.type, env_id = env.id,
+                         session_id](Response state) {
+    auto s = weak.lock();
+    if (!state.success || !s) {
+      auto r = protocol::error_response(env_type, env_id, ErrorCode::agent_exited,
+                                        "The agent did not start: " +
+                                            state.error.value_or("no answer"));
+      r.session_id = session_id;
+      respond_to(conn_id, r);
+      // Not from inside the session's own callback.
+      boost::asio::post(io_, [this, session_id, weak] {
+        auto it = sessions_.find(session_id);
+        if (it != sessions_.end() && it->second == weak.lock()) sessions_.erase(it);
+      });
+      return;
+    }
+    const json& data = state.data ? *state.data : json::object();
+    json info = s->summary();
+    if (data.contains("sessionFile")) info["sessionFile"] = data["sessionFile"];
+    if (data.contains("sessionId")) info["agentSessionId"] = data["sessionId"];
+    if (auto m = data.find("model"); m != data.end()) {
+      std::string model = model_string(*m);
+      if (!model.empty()) info["model"] = model;
+    }
+    if (data.contains("thinkingLevel")) info["thinkingLevel"] = data["thinkingLevel"];
+    Response r = protocol::success_response(env_type, env_id,
+                                            json{{"sessionId", session_id}, {"sessionInfo", info}});
+    r.session_id = session_id;
+    respond_to(conn_id, r);
+    broadcast(make_frame(protocol::server_event("session_created",
+                                                {{"sessionId", session_id}, {"sessionInfo", info}})));
+    log::info("session_created", {{"session", session_id}, {"conn", conn_id}});
+  });
+}
+
+void Server::delete_session(Connection& c, const Envelope& env) {
+  auto it = sessions_.find(*env.session_id);
+  if (it == sessions_.end())
+    return respond(c, protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
+                                               "Session not found: " + *env.session_id));
+  auto session = it->second;
+  sessions_.erase(it);
+  stopping_.emplace(session.get(), session);
+  std::uint64_t conn_id = c.id();
+  auto* raw = session.get();
+  std::string session_id = *env.session_id;
+  // Answer once the agent is gone, so "deleted" means no process is left.
+  session->stop([this, raw, conn_id, session_id, env_type = env.type, env_id = env.id] {
+    Response r = protocol::success_response(env_type, env_id, json{{"sessionId", session_id}});
+    r.session_id = session_id;
+    respond_to(conn_id, r);
+    broadcast(make_frame(protocol::server_event("session_deleted", {{"sessionId", session_id}})));
+    log::info("session_deleted", {{"session", session_id}, {"conn", conn_id}});
+    boost::asio::post(io_, [this, raw] { stopping_.erase(raw); });
+  });
+}
+
+void Server::list_sessions(Connection& c, const Envelope& env) {
+  json list = json::array();
+  for (auto& [id, s] : sessions_) list.push_back(s->summary());
+  respond(c, protocol::success_response(env.type, env.id, json{{"sessions", list}}));
+}
+
+void Server::switch_session(Connection& c, const Envelope& env) {
+  auto it = sessions_.find(*env.session_id);
+  if (it == sessions_.end())
+    return respond(c, protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
+                                               "Session not found: " + *env.session_id));
+  if (env.body.contains("afterSeq") && !env.body["afterSeq"].is_number_unsigned())
+    return respond(c, protocol::error_response(env.type, env.id, ErrorCode::invalid_command,
+                                               "Field 'afterSeq' must be a non-negative integer"));
+  it->second->subscribe(c.id());
+  json data = {{"sessionId", *env.session_id}, {"lastSeq", it->second->last_seq()},
+               {"sessionInfo", it->second->summary()}};
+  if (env.body.contains("afterSeq")) {
+    // No replay buffer yet: events after afterSeq that were already sent are not resent.
+    auto after = env.body["afterSeq"].get<std::uint64_t>();
+    if (after < it->second->last_seq()) {
+      data["gap"] = true;
+      data["firstSeq"] = it->second->last_seq() + 1;
+    }
+  }
+  Response r = protocol::success_response(env.type, env.id, data);
+  r.session_id = *env.session_id;
+  respond(c, r);
+}
+
+void Server::unsubscribe(Connection& c, const Envelope& env) {
+  auto it = sessions_.find(*env.session_id);
+  if (it == sessions_.end())
+    return respond(c, protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
+                                               "Session not found: " + *env.session_id));
+  bool was = it->second->unsubscribe(c.id());
+  Response r = protocol::success_response(env.type, env.id, json{{"wasSubscribed", was}});
+  r.session_id = *env.session_id;
+  respond(c, r);
+}
+
+json Server::metrics_json() const {
+  auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - started_at_)
+                    .count();
+  json sessions = json::array();
+  return json{
+      {"sessionCount", sessions_.size()},
+      {"connectionCount", connections_.size()},
+      {"connectionsTotal", connections_total_},
+      {"commandsByType", commands_by_type_},
+      {"errorsByCode", errors_by_code_},
+      {"responsesTotal", responses_total_},
+      {"responsesUndeliverable", responses_undeliverable_},
+      {"eventsRelayed", relay_stats_.events_relayed},
+      {"eventBytesRelayed", relay_stats_.event_bytes_relayed},
+      {"eventsDropped", relay_stats_.events_dropped},
+      {"agentLinesInvalid", relay_stats_.agent_lines_invalid},
+      {"agentLinesOversize", relay_stats_.agent_lines_oversize},
+      {"agentResponsesUnmatched", relay_stats_.agent_responses_unmatched},
+      {"agentExits", relay_stats_.agent_exits},
+      {"circuitBreakers", json::object()},
+      {"uptimeMs", uptime},
+  };
+}
+
+void Server::get_metrics(Connection& c, const Envelope& env) {
+  respond(c, protocol::success_response(env.type, env.id, metrics_json()));
+}
+
+void Server::health_check(Connection& c, const Envelope& env) {
+  json issues = json::array();
+  if (draining_) issues.push_back("draining");
+  std::string status = draining_ ? "degraded" : "ok";
+  respond(c, protocol::success_response(
+                 env.type, env.id,
+                 json{{"healthy", !draining_}, {"status", status}, {"issues", issues},
+                      {"hasOpenCircuit", false}, {"sessionCount", sessions_.size()},
+                      {"connectionCount", connections_.size()}}));
+}
+
+// ---------------------------------------------------------------- session commands
+
+void Server::relay_session_command(Connection& c, const Envelope& env) {
+  auto it = sessions_.find(*env.session_id);
+  if (it == sessions_.end())
+    return respond(c, protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
+                                               "Session not found: " + *env.session_id));
+  std::uint64_t conn_id = c.id();
+  it->second->relay(env, [this, conn_id](Response r) { respond_to(conn_id, r); });
+}
+
+// ---------------------------------------------------------------- agent supervision
+
+void Server::on_agent_exited(session::Session& session, const agent::ExitStatus& status) {
+  json data = {{"sessionId", session.id()}, {"restarting", false}};
+  if (status.exit_code) data["exitCode"] = *status.exit_code;
+  if (status.signal) data["signal"] = *status.signal;
+  Frame frame = make_frame(protocol::server_event("agent_exited", data));
+  for (auto conn_id : session.subscribers())
+    if (Connection* c = connections_.find(conn_id)) c->send_control(frame);
+  maybe_finish_stdio_drain();
+}
+
+void Server::on_session_quiet(session::Session&) { maybe_finish_stdio_drain(); }
+
+// ---------------------------------------------------------------- shutdown
+
+void Server::shutdown(std::string reason, std::function<void()> done) {
+  if (draining_) return;
+  draining_ = true;
+  ready_ = false;
+  shutdown_done_ = std::move(done);
+  log::info("shutdown_started", {{"reason", reason}, {"sessions", sessions_.size()}});
+  auto timeout_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.drain_timeout);
+  broadcast(make_frame(protocol::server_event(
+      "server_shutdown", {{"reason", reason}, {"timeoutMs", timeout_ms.count()}})));
+  drain_timer_.expires_after(options_.drain_timeout);
+  drain_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    log::warn("shutdown_timeout", {{"stopping", stopping_.size()}});
+    if (auto done = std::move(shutdown_done_)) done();
+  });
+  auto sessions = std::move(sessions_);
+  sessions_.clear();
+  for (auto& [id, s] : sessions) {
+    auto* raw = s.get();
+    stopping_.emplace(raw, s);
+    s->stop([this, raw] {
+      boost::asio::post(io_, [this, raw] {
+        stopping_.erase(raw);
+        if (stopping_.empty()) finish_shutdown();
+      });
+    });
+  }
+  if (stopping_.empty()) finish_shutdown();
+}
+
+void Server::finish_shutdown() {
+  if (!shutdown_done_) return;
+  if (connections_.size() > 0) {
+    // Each connection flushes its queue, closes, and reports on_close; the last one
+    // brings us back here.
+    std::vector<Connection*> all;
+    connections_.for_each([&](Connection& c) { all.push_back(&c); });
+    for (auto* c : all) c->close_gracefully();
+    return;
+  }
+  drain_timer_.cancel();
+  log::info("shutdown_complete");
+  auto done = std::move(shutdown_done_);
+  shutdown_done_ = nullptr;
+  done();
+}
+
+// ---------------------------------------------------------------- HTTP
+
+std::string Server::prometheus_text() const {
+  std::string out;
+  auto gauge = [&](const char* name, const char* help, double v) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name +
+           " " + std::to_string(static_cast<long long>(v)) + "\n";
+  };
+  auto counter = [&](const char* name, const char* help, std::uint64_t v) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name +
+           " " + std::to_string(v) + "\n";
+  };
+  gauge("pi_server_sessions", "Sessions that exist now.", static_cast<double>(sessions_.size()));
+  gauge("pi_server_connections", "Open client connections.",
+        static_cast<double>(connections_.size()));
+  counter("pi_server_responses_total", "Responses sent.", responses_total_);
+  counter("pi_server_events_relayed_total", "Agent events relayed.", relay_stats_.events_relayed);
+  counter("pi_server_event_bytes_relayed_total", "Bytes of event frames queued to clients.",
+          relay_stats_.event_bytes_relayed);
+  counter("pi_server_events_dropped_total", "Events dropped for slow consumers.",
+          relay_stats_.events_dropped);
+  counter("pi_server_agent_exits_total", "Agent processes that exited.", relay_stats_.agent_exits);
+  return out;
+}
+
+HttpAnswer Server::handle_http(std::string_view method, std::string_view target,
+                               std::string_view) {
+  auto path = target.substr(0, target.find('?'));
+  HttpAnswer a;
+  bool known = path == "/healthz" || path == "/readyz" || path == "/metrics";
+  if (known && method != "GET" && method != "HEAD") {
+    a.status = 405;
+    a.body = R"({"error":"method not allowed"})";
+    return a;
+  }
+  if (path == "/healthz") {
+    a.status = 200;
+    a.body = R"({"status":"ok"})";
+  } else if (path == "/readyz") {
+    bool ok = ready_ && !draining_;
+    a.status = ok ? 200 : 503;
+    a.body = ok ? R"({"status":"ready"})" : (draining_ ? R"({"status":"draining"})"
+                                                       : R"({"status":"starting"})");
+  } else if (path == "/metrics") {
+    a.status = 200;
+    a.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    a.body = prometheus_text();
+  }
+  return a;
+}
+
+}  // namespace pi_server::server

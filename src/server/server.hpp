@@ -1,0 +1,97 @@
+#pragma once
+// The core: every inbound command from every transport goes through Server::on_message,
+// the one pipeline (parse -> validate -> shutdown check -> dispatch -> exactly one
+// response). Server commands run here; session commands are relayed to the session's agent.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "pi_server/connection.hpp"
+#include "pi_server/options.hpp"
+#include "protocol/envelope.hpp"
+#include "protocol/frames.hpp"
+#include "server/connection_registry.hpp"
+#include "session/session.hpp"
+
+namespace pi_server::server {
+
+inline constexpr std::string_view kProtocolVersion = "1.1.0";
+
+class Server : public ConnectionHandler, public HttpHandler, public session::SessionObserver {
+ public:
+  Server(boost::asio::io_context& io, ServerOptions options);
+  ~Server() override;
+
+  // Transports report here.
+  void on_open(const std::shared_ptr<Connection>& connection) override;
+  void on_message(Connection& connection, std::string_view text) override;
+  void on_rejected_message(Connection& connection, ErrorCode code, std::string_view reason) override;
+  void on_input_closed(Connection& connection) override;
+  void on_close(Connection& connection) override;
+  HttpAnswer handle_http(std::string_view method, std::string_view target,
+                         std::string_view body) override;
+
+  // Drain: refuse new commands (shutting_down), tell every client, stop every agent
+  // gracefully, close connections; `done` runs once (at the latest after drain_timeout).
+  void shutdown(std::string reason, std::function<void()> done);
+  // Called once everything is stopped (set by main to stop the loop).
+  bool draining() const { return draining_; }
+  void set_ready(bool ready) { ready_ = ready; }
+  void set_transports(std::vector<std::string> transports) { transports_ = std::move(transports); }
+
+  std::size_t session_count() const { return sessions_.size(); }
+  std::size_t connection_count() const { return connections_.size(); }
+
+  // SessionObserver
+  void on_agent_exited(session::Session& session, const agent::ExitStatus& status) override;
+  void on_session_quiet(session::Session& session) override;
+
+ private:
+  using Handler = void (Server::*)(Connection&, const protocol::Envelope&);
+  void respond(Connection& connection, const protocol::Response& response);
+  void respond_to(std::uint64_t connection_id, const protocol::Response& response);
+  void broadcast(const Frame& frame);
+
+  void create_session(Connection& c, const protocol::Envelope& env);
+  void delete_session(Connection& c, const protocol::Envelope& env);
+  void list_sessions(Connection& c, const protocol::Envelope& env);
+  void switch_session(Connection& c, const protocol::Envelope& env);
+  void unsubscribe(Connection& c, const protocol::Envelope& env);
+  void get_metrics(Connection& c, const protocol::Envelope& env);
+  void health_check(Connection& c, const protocol::Envelope& env);
+  void relay_session_command(Connection& c, const protocol::Envelope& env);
+
+  nlohmann::json metrics_json() const;
+  std::string prometheus_text() const;
+  std::filesystem::path prepare_session_dirs(const std::string& session_id);
+  void maybe_finish_stdio_drain();
+  void finish_shutdown();
+
+  boost::asio::io_context& io_;
+  ServerOptions options_;
+  std::vector<std::string> transports_;
+  ConnectionRegistry connections_;
+  std::map<std::string, std::shared_ptr<session::Session>> sessions_;
+  // Deleted sessions whose agent is still stopping.
+  std::unordered_map<session::Session*, std::shared_ptr<session::Session>> stopping_;
+  session::RelayStats relay_stats_;
+  std::map<std::string, std::uint64_t> commands_by_type_;
+  std::map<std::string, std::uint64_t> errors_by_code_;
+  std::uint64_t responses_total_ = 0;
+  std::uint64_t responses_undeliverable_ = 0;
+  std::uint64_t connections_total_ = 0;
+  std::chrono::steady_clock::time_point started_at_;
+
+  bool ready_ = false;
+  bool draining_ = false;
+  bool stdio_draining_ = false;
+  std::function<void()> shutdown_done_;
+  boost::asio::steady_timer drain_timer_;
+};
+
+}  // namespace pi_server::server

@@ -1,0 +1,244 @@
+#include "session/session.hpp"
+
+#include <unistd.h>
+
+#include "observability/log.hpp"
+#include "protocol/json_scan.hpp"
+
+extern char** environ;
+
+namespace pi_server::session {
+namespace {
+
+std::string iso_time(std::chrono::system_clock::time_point t) {
+  std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string describe(const agent::ExitStatus& s) {
+  if (s.exit_code) return "exit code " + std::to_string(*s.exit_code);
+  if (s.signal) return "signal " + std::to_string(*s.signal);
+  return "unknown status";
+}
+
+}  // namespace
+
+bool is_read_only_command(std::string_view type) {
+  return type.starts_with("get_") || type == "export_html";
+}
+
+Session::Session(boost::asio::io_context& io, std::string id, agent::SessionLaunch launch,
+                 const AgentOptions& agent_options, server::ConnectionRegistry& connections,
+                 RelayStats& stats, SessionObserver& observer)
+    : io_(io),
+      id_(std::move(id)),
+      quoted_id_(protocol::json_quote(id_)),
+      launch_(std::move(launch)),
+      agent_options_(agent_options),
+      connections_(connections),
+      stats_(stats),
+      observer_(observer),
+      created_at_(std::chrono::system_clock::now()),
+      last_activity_at_(created_at_) {}
+
+Session::~Session() {
+  if (agent_) {
+    agent_->detach();
+    agent_->kill_now();
+  }
+}
+
+std::optional<pid_t> Session::agent_pid() const {
+  if (!agent_) return std::nullopt;
+  return agent_->pid();
+}
+
+std::optional<std::string> Session::start_agent() {
+  auto request = agent::build_spawn_request(agent_options_, launch_, environ);
+  auto spawned = agent::spawn_process(request);
+  if (auto* ec = std::get_if<std::error_code>(&spawned)) {
+    log::error("agent_spawn_failed",
+               {{"session", id_}, {"command", request.argv.front()}, {"error", ec->message()}});
+    return "Could not start the agent (" + request.argv.front() + "): " + ec->message();
+  }
+  agent::AgentCallbacks callbacks;
+  callbacks.on_line = [this](std::string_view line) { on_agent_line(line); };
+  callbacks.on_oversize_line = [this](std::size_t bytes) {
+    ++stats_.agent_lines_oversize;
+    log::warn("agent_line_too_long", {{"session", id_}, {"bytes", bytes},
+                                      {"limit", agent_options_.max_line_bytes}});
+  };
+  callbacks.on_stderr_line = [this](std::string_view line) { on_agent_stderr(line); };
+  callbacks.on_exit = [this](agent::ExitStatus status) { on_agent_exit(status); };
+  agent::AgentLimits limits;
+  limits.max_line_bytes = agent_options_.max_line_bytes;
+  agent_ = agent::AgentProcess::adopt(io_, std::get<agent::SpawnedProcess>(spawned),
+                                      std::move(callbacks), limits);
+  log::info("agent_started", {{"session", id_}, {"pid", agent_->pid()}});
+  return std::nullopt;
+}
+
+void Session::relay(const protocol::Envelope& envelope, Completion done) {
+  touch();
+  if (!agent_running() || stopping_) {
+    auto r = protocol::error_response(envelope.type, envelope.id, ErrorCode::agent_exited,
+                                      "The session's agent is not running");
+    r.session_id = id_;
+    done(std::move(r));
+    return;
+  }
+  std::string agent_id = "pi-server-" + std::to_string(next_agent_id_++);
+  agent_->write_line(protocol::dump(protocol::to_agent_command(envelope, agent_id)));
+  pending_.emplace(std::move(agent_id), Pending{envelope.type, envelope.id, std::move(done)});
+}
+
+void Session::on_agent_line(std::string_view line) {
+  auto head = protocol::scan_agent_line(line);
+  if (!head.is_object) {
+    ++stats_.agent_lines_invalid;
+    log::warn("agent_line_invalid", {{"session", id_}, {"bytes", line.size()}});
+    return;
+  }
+  if (head.type == "response") {
+    on_agent_response(line, head.raw_id);
+  } else {
+    on_agent_event(line, head.type);
+  }
+}
+
+void Session::on_agent_response(std::string_view line, std::string_view raw_id) {
+  auto id = protocol::simple_string(raw_id);
+  auto it = id ? pending_.find(std::string(*id)) : pending_.end();
+  if (it == pending_.end()) {
+    // Not ours (or already answered): never deliver it to anyone.
+    ++stats_.agent_responses_unmatched;
+    log::warn("agent_response_unmatched", {{"session", id_}, {"bytes", line.size()}});
+    return;
+  }
+  Pending pending = std::move(it->second);
+  pending_.erase(it);
+
+  auto body = nlohmann::json::parse(line, nullptr, false);
+  protocol::Response r;
+  r.command = pending.client_type;
+  r.id = pending.client_id;
+  r.session_id = id_;
+  if (body.is_discarded()) {
+    r = protocol::error_response(pending.client_type, pending.client_id,
+                                 ErrorCode::invalid_command, "The agent sent an unreadable answer");
+    r.session_id = id_;
+  } else {
+    auto success = body.find("success");
+    r.success = success != body.end() && success->is_boolean() && success->get<bool>();
+    if (auto d = body.find("data"); d != body.end()) r.data = std::move(*d);
+    if (auto e = body.find("error"); e != body.end())
+      r.error = e->is_string() ? e->get<std::string>() : protocol::dump(*e);
+  }
+  if (r.success && !is_read_only_command(pending.client_type)) ++version_;
+  r.session_version = version_;
+  touch();
+  pending.done(std::move(r));
+  if (quiet()) observer_.on_session_quiet(*this);
+}
+
+void Session::on_agent_event(std::string_view line, std::string_view type) {
+  if (type == "agent_start") {
+    running_ = true;
+  } else if (type == "agent_settled") {
+    running_ = false;
+  }
+  std::uint64_t seq = next_seq_++;
+  Frame frame = make_frame(protocol::wrap_event(quoted_id_, seq, line));
+  ++stats_.events_relayed;
+  for (auto conn_id : subscribers_) {
+    if (Connection* c = connections_.find(conn_id)) {
+      stats_.event_bytes_relayed += frame->size();
+      if (c->send_event(frame, id_, seq) == SendStatus::dropped) ++stats_.events_dropped;
+    }
+  }
+  if (type == "agent_settled" && quiet()) observer_.on_session_quiet(*this);
+}
+
+void Session::on_agent_stderr(std::string_view line) {
+  auto now = std::chrono::steady_clock::now();
+  if (now - stderr_window_start_ >= std::chrono::seconds(1)) {
+    if (stderr_suppressed_ > 0)
+      log::warn("agent_stderr_suppressed", {{"session", id_}, {"lines", stderr_suppressed_}});
+    stderr_window_start_ = now;
+    stderr_in_window_ = 0;
+    stderr_suppressed_ = 0;
+  }
+  if (stderr_in_window_ >= static_cast<std::size_t>(agent_options_.stderr_lines_per_second)) {
+    ++stderr_suppressed_;
+    return;
+  }
+  ++stderr_in_window_;
+  // Agent stderr is diagnostics, not conversation text; cap its size in the log.
+  constexpr std::size_t kMaxLogged = 2000;
+  log::warn("agent_stderr",
+            {{"session", id_}, {"line", std::string(line.substr(0, kMaxLogged))}});
+}
+
+void Session::on_agent_exit(const agent::ExitStatus& status) {
+  ++stats_.agent_exits;
+  running_ = false;
+  nlohmann::json fields = {{"session", id_}, {"pid", agent_->pid()}};
+  if (status.exit_code) fields["exitCode"] = *status.exit_code;
+  if (status.signal) fields["signal"] = *status.signal;
+  if (stderr_suppressed_ > 0) fields["stderrSuppressed"] = stderr_suppressed_;
+  log::info("agent_exited", fields);
+  fail_pending("The agent exited (" + describe(status) + ") before answering");
+  if (stopping_) {
+    if (stopped_) {
+      auto cb = std::move(stopped_);
+      cb();
+    }
+    return;
+  }
+  observer_.on_agent_exited(*this, status);
+}
+
+void Session::fail_pending(const std::string& message) {
+  auto pending = std::move(pending_);
+  pending_.clear();
+  for (auto& [agent_id, p] : pending) {
+    auto r = protocol::error_response(p.client_type, p.client_id, ErrorCode::agent_exited, message);
+    r.session_id = id_;
+    r.session_version = version_;
+    p.done(std::move(r));
+  }
+}
+
+void Session::stop(std::function<void()> done) {
+  stopping_ = true;
+  if (!agent_running()) {
+    fail_pending("The session was deleted");
+    done();
+    return;
+  }
+  stopped_ = std::move(done);
+  agent_->stop(agent_options_.eof_grace, agent_options_.term_grace);
+}
+
+void Session::touch() { last_activity_at_ = std::chrono::system_clock::now(); }
+
+nlohmann::json Session::summary() const {
+  nlohmann::json j = {
+      {"sessionId", id_},
+      {"cwd", launch_.cwd},
+      {"model", launch_.model.empty() ? agent_options_.default_model : launch_.model},
+      {"state", stopping_ ? "stopping" : (!agent_running() ? "stopped" : (running_ ? "running" : "idle"))},
+      {"createdAt", iso_time(created_at_)},
+      {"lastActivityAt", iso_time(last_activity_at_)},
+      {"subscriberCount", subscribers_.size()},
+  };
+  if (!launch_.name.empty()) j["name"] = launch_.name;
+  if (agent_) j["pid"] = agent_->pid();
+  return j;
+}
+
+}  // namespace pi_server::session

@@ -1,0 +1,138 @@
+#pragma once
+// One session: what the daemon owns about it (id, subscribers, event seq, version, pending
+// relayed commands) and the agent process that serves it. The agent is replaceable; the
+// session outlives it. This is where the relay's hot path runs: each agent line is read as
+// far as its top-level "type"/"id" and an event is wrapped and shared, never re-serialized.
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+#include "agent/agent_launch.hpp"
+#include "agent/agent_process.hpp"
+#include "pi_server/options.hpp"
+#include "protocol/envelope.hpp"
+#include "protocol/frames.hpp"
+#include "server/connection_registry.hpp"
+
+namespace pi_server::session {
+
+class Session;
+
+// Answers one relayed command. Called exactly once.
+using Completion = std::function<void(protocol::Response)>;
+
+// Relay counters shared by all sessions (read by metrics).
+struct RelayStats {
+  std::uint64_t events_relayed = 0;
+  std::uint64_t event_bytes_relayed = 0;
+  std::uint64_t events_dropped = 0;
+  std::uint64_t agent_lines_invalid = 0;
+  std::uint64_t agent_lines_oversize = 0;
+  std::uint64_t agent_responses_unmatched = 0;
+  std::uint64_t agent_exits = 0;
+};
+
+// What a session tells its owner.
+class SessionObserver {
+ public:
+  virtual ~SessionObserver() = default;
+  // The agent process ended (pending commands are already answered).
+  virtual void on_agent_exited(Session& session, const agent::ExitStatus& status) = 0;
+  // A run finished (agent_settled) or the last pending command was answered.
+  virtual void on_session_quiet(Session& session) = 0;
+};
+
+class Session {
+ public:
+  Session(boost::asio::io_context& io, std::string id, agent::SessionLaunch launch,
+          const AgentOptions& agent_options, server::ConnectionRegistry& connections,
+          RelayStats& stats, SessionObserver& observer);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const std::string& id() const { return id_; }
+  const agent::SessionLaunch& launch() const { return launch_; }
+
+  // Spawns the agent. Returns an error message if it could not be started.
+  std::optional<std::string> start_agent();
+  bool agent_running() const { return agent_ && !agent_->exited(); }
+  std::optional<pid_t> agent_pid() const;
+
+  // Sends a session command to the agent; `done` gets the agent's answer mapped back to the
+  // client's id and type, or agent_exited if the agent dies first.
+  void relay(const protocol::Envelope& envelope, Completion done);
+
+  void subscribe(std::uint64_t connection_id) { subscribers_.insert(connection_id); }
+  bool unsubscribe(std::uint64_t connection_id) { return subscribers_.erase(connection_id) > 0; }
+  bool is_subscribed(std::uint64_t connection_id) const {
+    return subscribers_.count(connection_id) > 0;
+  }
+  std::size_t subscriber_count() const { return subscribers_.size(); }
+  const std::set<std::uint64_t>& subscribers() const { return subscribers_; }
+
+  // Stops the agent gracefully (EOF, SIGTERM, SIGKILL); `done` runs once it is reaped.
+  // Pending commands are answered with agent_exited.
+  void stop(std::function<void()> done);
+
+  // No run in progress and no command waiting for the agent.
+  bool quiet() const { return !running_ && pending_.empty(); }
+  std::uint64_t version() const { return version_; }
+  std::uint64_t last_seq() const { return next_seq_ - 1; }
+
+  // {sessionId, name?, cwd, model, state, createdAt, lastActivityAt, subscriberCount}
+  nlohmann::json summary() const;
+
+ private:
+  struct Pending {
+    std::string client_type;
+    std::optional<std::string> client_id;
+    Completion done;
+  };
+
+  void on_agent_line(std::string_view line);
+  void on_agent_response(std::string_view line, std::string_view raw_id);
+  void on_agent_event(std::string_view line, std::string_view type);
+  void on_agent_stderr(std::string_view line);
+  void on_agent_exit(const agent::ExitStatus& status);
+  void fail_pending(const std::string& message);
+  void touch();
+
+  boost::asio::io_context& io_;
+  std::string id_;
+  std::string quoted_id_;  // json_quote(id_), spliced into every event envelope
+  agent::SessionLaunch launch_;
+  const AgentOptions& agent_options_;
+  server::ConnectionRegistry& connections_;
+  RelayStats& stats_;
+  SessionObserver& observer_;
+
+  std::shared_ptr<agent::AgentProcess> agent_;
+  std::set<std::uint64_t> subscribers_;
+  std::unordered_map<std::string, Pending> pending_;  // by the daemon's agent-side id
+  std::uint64_t next_agent_id_ = 1;
+  std::uint64_t next_seq_ = 1;
+  std::uint64_t version_ = 0;
+  bool running_ = false;
+  bool stopping_ = false;
+  std::function<void()> stopped_;
+  std::chrono::system_clock::time_point created_at_;
+  std::chrono::system_clock::time_point last_activity_at_;
+
+  // agent stderr rate limit: lines per one-second window
+  std::chrono::steady_clock::time_point stderr_window_start_{};
+  std::size_t stderr_in_window_ = 0;
+  std::size_t stderr_suppressed_ = 0;
+};
+
+// True for session commands that never change the session (no version bump).
+bool is_read_only_command(std::string_view type);
+
+}  // namespace pi_server::session

@@ -1,0 +1,172 @@
+#include "transport/websocket_connection.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "observability/log.hpp"
+#include "transport/awaitable_token.hpp"
+
+namespace pi_server::transport {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+
+namespace {
+
+constexpr std::string_view kSubprotocol = "pi-server.v1";
+
+bool offers_subprotocol(std::string_view header) {
+  // "pi-server.v1, bearer.x" -> look for the exact token.
+  std::size_t i = 0;
+  while (i < header.size()) {
+    while (i < header.size() && (header[i] == ' ' || header[i] == ',')) ++i;
+    std::size_t start = i;
+    while (i < header.size() && header[i] != ',') ++i;
+    std::string_view token = header.substr(start, i - start);
+    while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+    if (token == kSubprotocol) return true;
+  }
+  return false;
+}
+
+bool expected_ending(const boost::system::error_code& ec) {
+  return ec == websocket::error::closed || ec == asio::error::eof ||
+         ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+         ec == beast::error::timeout;
+}
+
+}  // namespace
+
+WebSocketConnection::WebSocketConnection(beast::tcp_stream stream, ConnectionHandler& handler,
+                                         const ConnectionLimits& limits)
+    : id_(next_connection_id()),
+      ws_(std::move(stream)),
+      handler_(handler),
+      limits_(limits),
+      queue_(limits.high_water_bytes, limits.hard_cap_bytes),
+      wake_(ws_.get_executor()) {}
+
+asio::awaitable<void> WebSocketConnection::run(http::request<http::string_body> request) {
+  auto self = shared_from_this();
+  websocket::stream_base::timeout timeouts;
+  timeouts.handshake_timeout = std::chrono::seconds(30);
+  // Heartbeat: Beast pings after half the idle time and closes if nothing comes back.
+  timeouts.idle_timeout = limits_.heartbeat * 2;
+  timeouts.keep_alive_pings = true;
+  ws_.set_option(timeouts);
+  ws_.read_message_max(limits_.max_frame_bytes);
+  bool echo_subprotocol = offers_subprotocol(request[http::field::sec_websocket_protocol]);
+  ws_.set_option(websocket::stream_base::decorator([echo_subprotocol](websocket::response_type& res) {
+    res.set(http::field::server, "pi-server/" PI_SERVER_VERSION);
+    if (echo_subprotocol) res.set(http::field::sec_websocket_protocol, kSubprotocol);
+  }));
+
+  auto [accept_ec] = co_await ws_.async_accept(request, kTuple);
+  if (accept_ec) {
+    log::debug("websocket_handshake_failed", {{"conn", id_}, {"error", accept_ec.message()}});
+    co_return;
+  }
+  open_ = true;
+  handler_.on_open(self);
+  asio::co_spawn(ws_.get_executor(), writer(), asio::detached);
+
+  beast::flat_buffer buffer;
+  for (;;) {
+    auto [ec, n] = co_await ws_.async_read(buffer, kTuple);
+    if (ec) {
+      if (expected_ending(ec)) {
+        log::debug("websocket_closed", {{"conn", id_}, {"reason", ec.message()}});
+      } else {
+        // message_too_big (close 1009), bad UTF-8 (1007) and protocol errors end up here;
+        // Beast has already sent the matching close frame.
+        log::warn("websocket_read_failed", {{"conn", id_}, {"error", ec.message()}});
+      }
+      break;
+    }
+    if (!ws_.got_text()) {
+      handler_.on_rejected_message(*this, ErrorCode::invalid_command,
+                                   "Binary frames are not accepted: send each command as a JSON "
+                                   "text frame");
+    } else {
+      auto data = buffer.cdata();
+      handler_.on_message(*this,
+                          std::string_view(static_cast<const char*>(data.data()), data.size()));
+    }
+    buffer.consume(buffer.size());
+  }
+  open_ = false;
+  broken_ = true;
+  wake_writer();
+  handler_.on_close(*this);
+}
+
+asio::awaitable<void> WebSocketConnection::writer() {
+  auto self = shared_from_this();
+  while (!broken_) {
+    if (queue_.empty()) {
+      if (close_requested_) break;
+      wake_.expires_at(asio::steady_timer::time_point::max());
+      co_await wake_.async_wait(kTuple);
+      continue;
+    }
+    Frame frame = queue_.front();
+    ws_.text(true);
+    auto [ec, n] = co_await ws_.async_write(asio::buffer(*frame), kTuple);
+    if (ec) {
+      if (!expected_ending(ec))
+        log::warn("websocket_write_failed", {{"conn", id_}, {"error", ec.message()}});
+      abort_connection("write failed");
+      break;
+    }
+    queue_.pop();
+  }
+  if (close_requested_ && !broken_) {
+    // Close handshake; the reader then ends with websocket::error::closed.
+    auto [ec] = co_await ws_.async_close(websocket::close_code::going_away, kTuple);
+    if (ec) abort_connection("close failed");
+  }
+  writer_done_ = true;
+}
+
+void WebSocketConnection::wake_writer() { wake_.cancel(); }
+
+void WebSocketConnection::abort_connection(const char* why) {
+  if (broken_) return;
+  broken_ = true;
+  log::debug("websocket_abort", {{"conn", id_}, {"why", why}});
+  boost::system::error_code ignored;
+  beast::get_lowest_layer(ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  beast::get_lowest_layer(ws_).socket().close(ignored);
+  wake_writer();
+}
+
+SendStatus WebSocketConnection::send_control(Frame frame) {
+  if (!open_ || broken_) return SendStatus::closed;
+  SendStatus s = queue_.push_control(std::move(frame));
+  if (s == SendStatus::closed) {
+    log::warn("consumer_over_hard_cap", {{"conn", id_}, {"queuedBytes", queue_.bytes()}});
+    abort_connection("outbound queue over hard cap");
+    return s;
+  }
+  wake_writer();
+  return s;
+}
+
+SendStatus WebSocketConnection::send_event(Frame frame, std::string_view session_id,
+                                           std::uint64_t seq) {
+  if (!open_ || broken_) return SendStatus::closed;
+  SendStatus s = queue_.push_event(std::move(frame), session_id, seq);
+  if (s == SendStatus::queued) wake_writer();
+  return s;
+}
+
+void WebSocketConnection::close_gracefully() {
+  if (!open_ || broken_) return;
+  close_requested_ = true;
+  wake_writer();
+}
+
+}  // namespace pi_server::transport
