@@ -68,7 +68,8 @@ void write(Level level, std::string_view msg, const nlohmann::json& fields) {
   if (!s.logger) init(Level::info, Format::json);
   std::string line;
   if (s.format == Format::json) {
-    nlohmann::json j = nlohmann::json::object();
+    // ordered: ts, level, msg first, so a person can read the line.
+    nlohmann::ordered_json j = nlohmann::ordered_json::object();
     j["ts"] = timestamp();
     j["level"] = level_name(level);
     j["msg"] = msg;

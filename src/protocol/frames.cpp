@@ -28,23 +28,27 @@ Response error_response(std::string command, std::optional<std::string> id, Erro
   return r;
 }
 
+// Written by hand rather than through a json object: the key order stays the documented
+// one (type first) and a large `data` (get_messages) is serialized once, never copied.
 std::string serialize(const Response& r) {
-  nlohmann::json j = nlohmann::json::object();
-  j["type"] = "response";
-  if (r.id) j["id"] = *r.id;
-  if (!r.command.empty()) j["command"] = r.command;
-  j["success"] = r.success;
-  if (r.data) j["data"] = *r.data;
-  if (r.error) j["error"] = *r.error;
-  if (r.code) j["code"] = std::string(to_string(*r.code));
-  if (r.session_id) j["sessionId"] = *r.session_id;
-  if (r.session_version) j["sessionVersion"] = *r.session_version;
-  return dump(j);
+  std::string out = R"({"type":"response")";
+  if (r.id) out.append(R"(,"id":)").append(json_quote(*r.id));
+  if (!r.command.empty()) out.append(R"(,"command":)").append(json_quote(r.command));
+  out.append(r.success ? R"(,"success":true)" : R"(,"success":false)");
+  if (r.data) out.append(R"(,"data":)").append(dump(*r.data));
+  if (r.error) out.append(R"(,"error":)").append(json_quote(*r.error));
+  if (r.code) out.append(R"(,"code":")").append(to_string(*r.code)).push_back('"');
+  if (r.session_id) out.append(R"(,"sessionId":)").append(json_quote(*r.session_id));
+  if (r.session_version)
+    out.append(R"(,"sessionVersion":)").append(std::to_string(*r.session_version));
+  out.push_back('}');
+  return out;
 }
 
 std::string server_event(std::string_view type, const nlohmann::json& data) {
-  nlohmann::json j = {{"type", type}, {"data", data}};
-  return dump(j);
+  std::string out = R"({"type":)";
+  out.append(json_quote(type)).append(R"(,"data":)").append(dump(data)).push_back('}');
+  return out;
 }
 
 std::string json_quote(std::string_view text) {

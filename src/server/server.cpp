@@ -216,7 +216,10 @@ void Server::create_session(Connection& c, const Envelope& env) {
                           env.type, env.id, ErrorCode::invalid_command,
                           "Field 'sessionId' may hold only letters, digits, '-', '_' and '.' "
                           "(at most 128, not starting with '.')"));
-  if (!launch.cwd.empty()) {
+  if (launch.cwd.empty()) {
+    std::error_code ec;
+    launch.cwd = fs::current_path(ec).string();
+  } else {
     std::error_code ec;
     if (!fs::path(launch.cwd).is_absolute() || !fs::is_directory(launch.cwd, ec))
       return respond(c, protocol::error_response(env.type, env.id, ErrorCode::invalid_command,

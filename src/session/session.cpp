@@ -139,6 +139,9 @@ void Session::on_agent_response(std::string_view line, std::string_view raw_id) 
       r.error = e->is_string() ? e->get<std::string>() : protocol::dump(*e);
   }
   if (r.success && !is_read_only_command(pending.client_type)) ++version_;
+  // pi answers prompt before its agent_start: the run is under way from this moment until
+  // agent_settled, and the session must not look quiet in between (stdio drain waits on it).
+  if (r.success && pending.client_type == "prompt") running_ = true;
   r.session_version = version_;
   touch();
   pending.done(std::move(r));

@@ -1,0 +1,124 @@
+// End-to-end: the daemon drives the real pinned pi (installed by scripts/setup) against the
+// daemon's own offline demo model (a scripted OpenAI-compatible endpoint on loopback).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "daemon.hpp"
+#include "session_helpers.hpp"
+#include "ws_client.hpp"
+
+using namespace pi_server::testing;
+using nlohmann::json;
+
+namespace {
+
+class RealPi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::access(PI_SERVER_DEFAULT_AGENT, X_OK), 0)
+        << "the pinned pi is missing: run scripts/setup (" << PI_SERVER_DEFAULT_AGENT << ")";
+  }
+};
+
+int count_deltas(const std::vector<json>& events) {
+  int n = 0;
+  for (const auto& e : events)
+    if (e["event"].value("type", "") == "message_update" &&
+        e["event"]["assistantMessageEvent"].value("type", "") == "text_delta")
+      ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_F(RealPi, StreamsAnAnswerFromTheDemoModel) {
+  Daemon d({.use_fake_agent = false});
+  WsClient c(d.port());
+  auto created = open_session(c, "real");
+  EXPECT_EQ(created["data"]["sessionInfo"]["model"], "pi-server-demo/demo-1");
+  EXPECT_TRUE(created["data"]["sessionInfo"]["sessionFile"].is_string());
+  pid_t pid = created["data"]["sessionInfo"]["pid"];
+
+  auto events = run_prompt(c, "real", "stream 20", "p1", std::chrono::seconds(60));
+  EXPECT_EQ(count_deltas(events), 20);
+  EXPECT_EQ(final_text(events), "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 w18 w19 ");
+  expect_contiguous_seq(session_events(c, "real"));
+
+  auto messages = c.request({{"type", "get_messages"}, {"id", "m"}, {"sessionId", "real"}});
+  ASSERT_EQ(messages["success"], true);
+  int users = 0, assistants = 0;
+  for (const auto& m : messages["data"]["messages"]) {
+    users += m["role"] == "user";
+    assistants += m["role"] == "assistant";
+  }
+  EXPECT_EQ(users, 1);
+  EXPECT_EQ(assistants, 1);
+  EXPECT_EQ(messages["sessionVersion"], 1) << "get_messages is read-only; the prompt bumped it once";
+
+  auto del = c.request({{"type", "delete_session"}, {"id", "d"}, {"sessionId", "real"}});
+  EXPECT_EQ(del["success"], true);
+  EXPECT_FALSE(process_exists(pid));
+}
+
+TEST_F(RealPi, RunsAToolCall) {
+  Daemon d({.use_fake_agent = false});
+  WsClient c(d.port());
+  open_session(c, "tool");
+  auto events = run_prompt(c, "tool", "tool", "p", std::chrono::seconds(60));
+  bool started = false, ended = false;
+  for (const auto& e : events) {
+    started |= e["event"].value("type", "") == "tool_execution_start" && e["event"]["toolName"] == "bash";
+    ended |= e["event"].value("type", "") == "tool_execution_end";
+  }
+  EXPECT_TRUE(started);
+  EXPECT_TRUE(ended);
+  EXPECT_EQ(final_text(events), "Tool said: \"hi\". Done.");
+}
+
+TEST_F(RealPi, RelaysCommandsAndMapsIdsBack) {
+  Daemon d({.use_fake_agent = false});
+  WsClient c(d.port());
+  open_session(c, "cmd");
+  auto state = c.request({{"type", "get_state"}, {"id", "same-id"}, {"sessionId", "cmd"}});
+  EXPECT_EQ(state["success"], true);
+  EXPECT_EQ(state["id"], "same-id");
+  EXPECT_EQ(state["data"]["model"]["provider"], "pi-server-demo");
+  auto unknown = c.request({{"type", "frobnicate"}, {"id", "u"}, {"sessionId", "cmd"}});
+  EXPECT_EQ(unknown["success"], false);
+  EXPECT_EQ(unknown["error"], "Unknown command: frobnicate");
+  auto name = c.request({{"type", "set_session_name"}, {"id", "n"}, {"sessionId", "cmd"}, {"name", "demo"}});
+  EXPECT_EQ(name["success"], true);
+  bool saw_info = false;
+  for (const auto& j : c.history()) saw_info |= is_event(j, "cmd", "session_info_changed");
+  EXPECT_TRUE(saw_info) << "pi emits session_info_changed before its response";
+}
+
+TEST_F(RealPi, ProviderErrorArrivesAsAnErrorMessage) {
+  Daemon d({.use_fake_agent = false});
+  WsClient c(d.port());
+  open_session(c, "err");
+  c.request({{"type", "set_auto_retry"}, {"id", "r"}, {"sessionId", "err"}, {"enabled", false}});
+  auto events = run_prompt(c, "err", "error 500", "p", std::chrono::seconds(60));
+  bool error_end = false;
+  for (const auto& e : events)
+    error_end |= e["event"].value("type", "") == "message_end" &&
+                 e["event"]["message"].value("stopReason", "") == "error";
+  EXPECT_TRUE(error_end);
+}
+
+TEST_F(RealPi, SettingsStayPrivateToTheirSession) {
+  Daemon d({.use_fake_agent = false});
+  WsClient c(d.port());
+  open_session(c, "one");
+  c.request({{"type", "create_session"}, {"id", "c2"}, {"sessionId", "two"}}, std::chrono::seconds(30));
+  auto set = c.request({{"type", "set_steering_mode"}, {"id", "s"}, {"sessionId", "one"}, {"mode", "all"}});
+  EXPECT_EQ(set["success"], true);
+  auto two = c.request({{"type", "get_state"}, {"id", "g"}, {"sessionId", "two"}});
+  EXPECT_EQ(two["data"]["steeringMode"], "one-at-a-time");
+  EXPECT_TRUE(std::filesystem::exists(d.state_dir() + "/sessions/one/agent/settings.json"));
+  EXPECT_FALSE(std::filesystem::exists(d.state_dir() + "/sessions/two/agent/settings.json"));
+  EXPECT_FALSE(std::filesystem::exists(d.state_dir() + "/agent/settings.json"));
+}

@@ -1,0 +1,214 @@
+// The WebSocket transport against the real daemon binary and the fake agent.
+#include <gtest/gtest.h>
+
+#include "daemon.hpp"
+#include "session_helpers.hpp"
+#include "ws_client.hpp"
+
+using namespace pi_server::testing;
+using nlohmann::json;
+
+TEST(WebSocket, ServerReadyComesFirstWithLimits) {
+  Daemon d;
+  WsClient c(d.port());
+  auto ready = c.next();
+  ASSERT_TRUE(ready);
+  EXPECT_EQ((*ready)["type"], "server_ready");
+  const auto& data = (*ready)["data"];
+  EXPECT_TRUE(data["connectionId"].is_string());
+  EXPECT_EQ(data["transports"], json::array({"websocket"}));
+  EXPECT_TRUE(data["limits"]["maxFrameBytes"].is_number());
+  EXPECT_TRUE(data["serverVersion"].is_string());
+  EXPECT_TRUE(data["protocolVersion"].is_string());
+}
+
+TEST(WebSocket, HttpRoutesOnTheSamePort) {
+  Daemon d;
+  EXPECT_EQ(http_get(d.port(), "/healthz").status, 200u);
+  EXPECT_EQ(http_get(d.port(), "/readyz").status, 200u);
+  auto metrics = http_get(d.port(), "/metrics");
+  EXPECT_EQ(metrics.status, 200u);
+  EXPECT_NE(metrics.body.find("# TYPE pi_server_sessions gauge"), std::string::npos);
+  EXPECT_EQ(http_get(d.port(), "/nope").status, 404u);
+}
+
+TEST(WebSocket, PromptStreamsTaggedEventsWithContiguousSeq) {
+  Daemon d;
+  WsClient c(d.port());
+  auto created = open_session(c, "s1");
+  EXPECT_EQ(created["data"]["sessionId"], "s1");
+  EXPECT_EQ(created["sessionId"], "s1");
+  auto events = run_prompt(c, "s1", "stream 50", "p1");
+  int deltas = 0;
+  for (const auto& e : events)
+    if (e["event"].value("type", "") == "message_update" &&
+        e["event"]["assistantMessageEvent"]["type"] == "text_delta")
+      ++deltas;
+  EXPECT_EQ(deltas, 50);
+  expect_contiguous_seq(session_events(c, "s1"));
+  // A second run continues the same sequence.
+  run_prompt(c, "s1", "stream 3", "p2");
+  expect_contiguous_seq(session_events(c, "s1"));
+}
+
+TEST(WebSocket, BadInputGetsOneClearErrorAndChangesNothing) {
+  Daemon d;
+  WsClient c(d.port());
+  ASSERT_TRUE(c.next());
+  struct Case {
+    std::string input;
+    std::string code;
+  };
+  std::vector<Case> cases = {
+      {"{not json", "invalid_command"},
+      {"[1,2,3]", "invalid_command"},
+      {"42", "invalid_command"},
+      {R"({"id":"x1"})", "invalid_command"},
+      {R"({"type":5,"id":"x2"})", "invalid_command"},
+      {R"({"type":"prompt","id":"x3","message":"hi"})", "invalid_command"},
+      {R"({"type":"prompt","id":"x4","sessionId":"nope","message":"hi"})", "session_not_found"},
+      {R"({"type":"delete_session","id":"x5","sessionId":"nope"})", "session_not_found"},
+      {R"({"type":"create_session","id":"x6","cwd":42})", "invalid_command"},
+      {R"({"type":"create_session","id":"x7","cwd":"/definitely/not/here"})", "invalid_command"},
+      {R"({"type":"create_session","id":"x8","sessionId":"../escape"})", "invalid_command"},
+      {R"({"type":"create_session","id":"x9","model":"no-slash"})", "invalid_command"},
+      {R"({"type":"create_session","id":"x10","thinkingLevel":"galaxy"})", "invalid_command"},
+      {R"({"type":"switch_session","id":"x11","sessionId":"nope"})", "session_not_found"},
+  };
+  for (const auto& tc : cases) {
+    c.send_text(tc.input);
+    auto r = c.next();
+    ASSERT_TRUE(r) << tc.input;
+    EXPECT_EQ((*r)["type"], "response") << tc.input;
+    EXPECT_EQ((*r)["success"], false) << tc.input;
+    EXPECT_EQ((*r)["code"], tc.code) << tc.input << " -> " << r->dump();
+    EXPECT_TRUE((*r)["error"].is_string());
+    auto parsed = json::parse(tc.input, nullptr, false);
+    bool had_string_id = parsed.is_object() && parsed.contains("id") && parsed["id"].is_string();
+    EXPECT_EQ(r->contains("id"), had_string_id) << "a response never invents an id: " << tc.input;
+  }
+  auto list = c.request({{"type", "list_sessions"}, {"id", "l"}});
+  EXPECT_EQ(list["data"]["sessions"].size(), 0u);
+}
+
+TEST(WebSocket, UnknownSessionCommandIsRelayedToTheAgent) {
+  Daemon d;
+  WsClient c(d.port());
+  open_session(c, "s1");
+  auto r = c.request({{"type", "no_such_command"}, {"id", "u1"}, {"sessionId", "s1"}});
+  EXPECT_EQ(r["success"], false);
+  EXPECT_EQ(r["command"], "no_such_command");
+  EXPECT_EQ(r["error"], "Unknown command: no_such_command");
+  EXPECT_EQ(r["sessionId"], "s1");
+}
+
+TEST(WebSocket, CommandWithoutIdStillGetsItsResponse) {
+  Daemon d;
+  WsClient c(d.port());
+  open_session(c, "s1");
+  c.send({{"type", "get_state"}, {"sessionId", "s1"}});
+  auto r = c.wait_for([](const json& j) { return j.value("type", "") == "response"; });
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->contains("id"));
+  EXPECT_EQ((*r)["command"], "get_state");
+  EXPECT_EQ((*r)["success"], true);
+}
+
+TEST(WebSocket, BinaryFrameIsRejectedNotExecuted) {
+  Daemon d;
+  WsClient c(d.port());
+  ASSERT_TRUE(c.next());
+  c.send_binary(R"({"type":"create_session","id":"b1","sessionId":"bin"})");
+  auto r = c.next();
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)["code"], "invalid_command");
+  auto list = c.request({{"type", "list_sessions"}, {"id", "l"}});
+  EXPECT_EQ(list["data"]["sessions"].size(), 0u);
+}
+
+TEST(WebSocket, OversizeMessageClosesWith1009) {
+  Daemon d({.args = {"--max-frame-bytes", "1024"}});
+  WsClient c(d.port());
+  ASSERT_TRUE(c.next());
+  c.send_text(R"({"type":"list_sessions","pad":")" + std::string(2000, 'x') + "\"}");
+  EXPECT_FALSE(c.next(std::chrono::seconds(5)));
+  EXPECT_EQ(c.close_code(), 1009);
+  // The daemon is unharmed.
+  WsClient c2(d.port());
+  EXPECT_TRUE(c2.next());
+}
+
+TEST(WebSocket, InvalidUtf8ClosesWith1007) {
+  Daemon d;
+  WsClient c(d.port());
+  ASSERT_TRUE(c.next());
+  c.send_text(std::string("{\"type\":\"list_sessions\",\"x\":\"\xff\xfe\"}"));
+  EXPECT_FALSE(c.next(std::chrono::seconds(5)));
+  EXPECT_EQ(c.close_code(), 1007);
+}
+
+TEST(WebSocket, SubscribersShareIdenticalFrames) {
+  Daemon d;
+  WsClient a(d.port());
+  WsClient b(d.port());
+  open_session(a, "shared");
+  ASSERT_TRUE(b.next());
+  auto sub = b.request({{"type", "switch_session"}, {"id", "sw"}, {"sessionId", "shared"}});
+  EXPECT_EQ(sub["success"], true);
+  run_prompt(a, "shared", "stream 20", "p1");
+  ASSERT_TRUE(b.wait_for([](const json& j) { return is_event(j, "shared", "agent_settled"); }));
+  std::vector<std::string> frames_a, frames_b;
+  for (auto& f : a.raw_history())
+    if (f.rfind("{\"type\":\"event\"", 0) == 0) frames_a.push_back(f);
+  for (auto& f : b.raw_history())
+    if (f.rfind("{\"type\":\"event\"", 0) == 0) frames_b.push_back(f);
+  EXPECT_EQ(frames_a, frames_b);
+  EXPECT_GT(frames_a.size(), 20u);
+  // After unsubscribe, b sees no more events.
+  b.request({{"type", "unsubscribe"}, {"id", "un"}, {"sessionId", "shared"}});
+  run_prompt(a, "shared", "stream 2", "p2");
+  EXPECT_FALSE(b.next(std::chrono::milliseconds(300)));
+}
+
+TEST(WebSocket, UnicodeLineSeparatorsPassThroughUnsplit) {
+  Daemon d;
+  WsClient c(d.port());
+  open_session(c, "u");
+  auto events = run_prompt(c, "u", "u2028", "p");
+  EXPECT_NE(final_text(events).find("\xE2\x80\xA8"), std::string::npos);
+  EXPECT_NE(final_text(events).find("\xE2\x80\xA9"), std::string::npos);
+  expect_contiguous_seq(session_events(c, "u"));
+}
+
+TEST(WebSocket, AgentGarbageLineIsDroppedAndTheStreamGoesOn) {
+  Daemon d;
+  WsClient c(d.port());
+  open_session(c, "g");
+  auto events = run_prompt(c, "g", "garbage", "p");
+  EXPECT_FALSE(final_text(events).empty());
+  expect_contiguous_seq(session_events(c, "g"));
+  EXPECT_TRUE(d.wait_log("agent_line_invalid", std::chrono::seconds(5)));
+}
+
+TEST(WebSocket, SessionCreatedAndDeletedReachOtherConnections) {
+  Daemon d;
+  WsClient a(d.port());
+  WsClient b(d.port());
+  ASSERT_TRUE(b.next());
+  open_session(a, "n1");
+  EXPECT_TRUE(b.wait_for([](const json& j) {
+    return j.value("type", "") == "session_created" && j["data"]["sessionId"] == "n1";
+  }));
+  a.request({{"type", "delete_session"}, {"id", "d"}, {"sessionId", "n1"}});
+  EXPECT_TRUE(b.wait_for([](const json& j) {
+    return j.value("type", "") == "session_deleted" && j["data"]["sessionId"] == "n1";
+  }));
+}
+
+TEST(WebSocket, DuplicateSessionIdIsRejected) {
+  Daemon d;
+  WsClient c(d.port());
+  open_session(c, "dup");
+  auto r = c.request({{"type", "create_session"}, {"id", "again"}, {"sessionId", "dup"}});
+  EXPECT_EQ(r["code"], "session_exists");
+}

@@ -1,0 +1,175 @@
+#include "daemon.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+
+#include "agent/spawner.hpp"
+
+extern char** environ;
+
+namespace pi_server::testing {
+
+std::string daemon_binary() { return PI_SERVER_TEST_DAEMON; }
+std::string fake_agent_binary() { return PI_SERVER_TEST_FAKE_AGENT; }
+
+TempDir::TempDir() {
+  char tmpl[] = "/tmp/pi-server-test-XXXXXX";
+  if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+bool process_exists(pid_t pid) {
+  // A zombie still answers kill(0): an unreaped child counts as a leak here.
+  return ::kill(pid, 0) == 0 || errno != ESRCH;
+}
+
+Daemon::Daemon(Options options) {
+  agent::SpawnRequest req;
+  req.argv = {daemon_binary(), "--state-dir", state_.path(), "--log-level", "debug"};
+  if (options.stdio_only) {
+    req.argv.insert(req.argv.end(), {"--stdio", "--no-listen"});
+  } else {
+    req.argv.insert(req.argv.end(), {"--listen", "127.0.0.1:0"});
+  }
+  if (options.use_fake_agent) req.argv.insert(req.argv.end(), {"--agent-command", fake_agent_binary()});
+  req.argv.insert(req.argv.end(), options.args.begin(), options.args.end());
+  for (char** e = environ; *e; ++e) req.env.emplace_back(*e);
+  req.env.insert(req.env.end(), options.env.begin(), options.env.end());
+  auto spawned = agent::spawn_process(req);
+  if (auto* ec = std::get_if<std::error_code>(&spawned))
+    throw std::runtime_error("cannot start daemon: " + ec->message());
+  auto p = std::get<agent::SpawnedProcess>(spawned);
+  pid_ = p.pid;
+  pidfd_ = p.pidfd;
+  stdin_fd_ = p.stdin_fd;
+  stdout_fd_ = p.stdout_fd;
+  stderr_fd_ = p.stderr_fd;
+  stderr_thread_ = std::thread([this] { collect_stderr(); });
+  const char* ready_msg = options.stdio_only ? "serving_stdio" : "listening";
+  auto line = wait_log(ready_msg, std::chrono::seconds(20));
+  if (!line) throw std::runtime_error("daemon did not become ready");
+  if (!options.stdio_only) {
+    std::string address = (*line)["address"];
+    port_ = static_cast<std::uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+  }
+}
+
+Daemon::~Daemon() {
+  if (!exit_code_) {
+    ::kill(pid_, SIGKILL);
+    wait_exit(std::chrono::seconds(10));
+  }
+  if (stdin_fd_ >= 0) ::close(stdin_fd_);
+  if (stdout_fd_ >= 0) ::close(stdout_fd_);
+  if (stderr_thread_.joinable()) stderr_thread_.join();
+  if (stderr_fd_ >= 0) ::close(stderr_fd_);
+  if (pidfd_ >= 0) ::close(pidfd_);
+}
+
+void Daemon::collect_stderr() {
+  std::string pending;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(stderr_fd_, buf, sizeof buf);
+    if (n <= 0) break;
+    pending.append(buf, static_cast<std::size_t>(n));
+    std::size_t nl;
+    while ((nl = pending.find('\n')) != std::string::npos) {
+      std::string line = pending.substr(0, nl);
+      pending.erase(0, nl + 1);
+      if (std::getenv("PI_SERVER_TEST_ECHO_LOGS")) std::fprintf(stderr, "[daemon] %s\n", line.c_str());
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded()) j = nlohmann::json{{"msg", "raw"}, {"line", line}};
+      std::lock_guard lock(mu_);
+      logs_.push_back(std::move(j));
+      cv_.notify_all();
+    }
+  }
+}
+
+std::vector<nlohmann::json> Daemon::logs() const {
+  std::lock_guard lock(mu_);
+  return logs_;
+}
+
+std::optional<nlohmann::json> Daemon::wait_log(const std::string& msg,
+                                               std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  std::optional<nlohmann::json> found;
+  cv_.wait_for(lock, timeout, [&] {
+    for (const auto& j : logs_)
+      if (j.is_object() && j.value("msg", "") == msg) {
+        found = j;
+        return true;
+      }
+    return false;
+  });
+  return found;
+}
+
+void Daemon::write_stdin(const std::string& line) {
+  std::string data = line + "\n";
+  std::size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(stdin_fd_, data.data() + off, data.size() - off);
+    if (n <= 0) throw std::runtime_error("write to daemon stdin failed");
+    off += static_cast<std::size_t>(n);
+  }
+}
+
+void Daemon::close_stdin() {
+  if (stdin_fd_ >= 0) ::close(stdin_fd_);
+  stdin_fd_ = -1;
+}
+
+std::optional<std::string> Daemon::read_stdout_line(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto nl = stdout_buffer_.find('\n');
+    if (nl != std::string::npos) {
+      std::string line = stdout_buffer_.substr(0, nl);
+      stdout_buffer_.erase(0, nl + 1);
+      return line;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    pollfd pfd{stdout_fd_, POLLIN, 0};
+    if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) return std::nullopt;
+    char buf[65536];
+    ssize_t n = ::read(stdout_fd_, buf, sizeof buf);
+    if (n <= 0) return std::nullopt;
+    stdout_buffer_.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+std::optional<int> Daemon::wait_exit(std::chrono::milliseconds timeout) {
+  if (exit_code_) return exit_code_;
+  pollfd pfd{pidfd_, POLLIN, 0};
+  if (::poll(&pfd, 1, static_cast<int>(timeout.count())) <= 0) return std::nullopt;
+  siginfo_t info{};
+  if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED) != 0) return std::nullopt;
+  exit_code_ = info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status;
+  return exit_code_;
+}
+
+int Daemon::signal_and_wait(int sig, std::chrono::milliseconds timeout) {
+  ::kill(pid_, sig);
+  auto code = wait_exit(timeout);
+  if (!code) throw std::runtime_error("daemon did not exit in time");
+  return *code;
+}
+
+}  // namespace pi_server::testing

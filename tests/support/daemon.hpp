@@ -1,0 +1,85 @@
+#pragma once
+// Starts the real pi-server binary for a test, the way an operator would: its own state
+// dir, --listen 127.0.0.1:0 and the port read from the "listening" log line (DESIGN §8).
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace pi_server::testing {
+
+// Paths baked in by tests/CMakeLists.txt.
+std::string daemon_binary();
+std::string fake_agent_binary();
+
+// A fresh empty directory under /tmp, removed by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+class Daemon {
+ public:
+  struct Options {
+    std::vector<std::string> args;   // extra flags
+    bool stdio_only = false;          // --stdio --no-listen (no "listening" line)
+    bool use_fake_agent = true;       // --agent-command <fake-agent>
+    std::vector<std::string> env;     // extra NAME=VALUE for the daemon
+  };
+  explicit Daemon(Options options);
+  Daemon() : Daemon(Options{}) {}
+  ~Daemon();
+
+  std::uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  const std::string& state_dir() const { return state_.path(); }
+
+  // stdio transport (stdio_only): write one line, read one line (nullopt on timeout/EOF).
+  void write_stdin(const std::string& line);
+  void close_stdin();
+  std::optional<std::string> read_stdout_line(std::chrono::milliseconds timeout);
+
+  // Sends `sig` and waits for exit. Returns the exit code (or 128+signal).
+  int signal_and_wait(int sig, std::chrono::milliseconds timeout);
+  // Waits for exit without signalling.
+  std::optional<int> wait_exit(std::chrono::milliseconds timeout);
+
+  // Parsed JSON log lines seen so far on stderr.
+  std::vector<nlohmann::json> logs() const;
+  // Waits until a log line with this msg appears.
+  std::optional<nlohmann::json> wait_log(const std::string& msg, std::chrono::milliseconds timeout);
+
+ private:
+  void collect_stderr();
+
+  TempDir state_;
+  pid_t pid_ = -1;
+  int pidfd_ = -1;
+  int stdin_fd_ = -1;
+  int stdout_fd_ = -1;
+  int stderr_fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::optional<int> exit_code_;
+  std::string stdout_buffer_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<nlohmann::json> logs_;
+  std::thread stderr_thread_;
+};
+
+// True while a process with this pid exists (zombies count as gone only once reaped).
+bool process_exists(pid_t pid);
+
+}  // namespace pi_server::testing

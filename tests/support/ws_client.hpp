@@ -1,0 +1,56 @@
+#pragma once
+// A small synchronous WebSocket/HTTP client for integration tests (Beast, compiled once
+// into the test support library). Reads time out through SO_RCVTIMEO.
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pi_server::testing {
+
+struct HttpResult {
+  unsigned status = 0;
+  std::string body;
+  std::string content_type;
+};
+HttpResult http_get(std::uint16_t port, const std::string& target);
+
+class WsClient {
+ public:
+  // Connects and completes the handshake. Throws on failure.
+  explicit WsClient(std::uint16_t port,
+                    std::vector<std::pair<std::string, std::string>> headers = {});
+  ~WsClient();
+
+  void send(const nlohmann::json& command);
+  void send_text(const std::string& text);
+  void send_binary(const std::string& bytes);
+
+  // The next frame's raw text, or nullopt on timeout or close.
+  std::optional<std::string> next_raw(std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  std::optional<nlohmann::json> next(std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  // Reads frames until one matches; every frame read is also kept in history().
+  std::optional<nlohmann::json> wait_for(const std::function<bool(const nlohmann::json&)>& match,
+                                         std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  // Sends a command with this id and waits for the response carrying it.
+  nlohmann::json request(nlohmann::json command,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  const std::vector<nlohmann::json>& history() const { return history_; }
+  std::vector<std::string>& raw_history() { return raw_history_; }
+
+  // After a read returned nullopt because the server closed: its close code.
+  std::optional<int> close_code() const { return close_code_; }
+  void close();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::vector<nlohmann::json> history_;
+  std::vector<std::string> raw_history_;
+  std::optional<int> close_code_;
+};
+
+}  // namespace pi_server::testing

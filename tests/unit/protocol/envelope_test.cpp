@@ -1,0 +1,56 @@
+#include "protocol/envelope.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace pi_server;
+using namespace pi_server::protocol;
+
+namespace {
+// One helper for every rejection: code, and which of type/id the response may echo.
+void check_rejected(std::string_view input, ErrorCode code, std::optional<std::string> type = {},
+                    std::optional<std::string> id = {}) {
+  auto r = parse_envelope(input);
+  ASSERT_FALSE(r) << input;
+  EXPECT_EQ(r.error.code, code) << input;
+  EXPECT_EQ(r.error.type, type) << input;
+  EXPECT_EQ(r.error.id, id) << input;
+  EXPECT_FALSE(r.error.message.empty());
+}
+}  // namespace
+
+TEST(Envelope, RejectsBadInputWithACode) {
+  check_rejected("not json", ErrorCode::invalid_command);
+  check_rejected("[1,2,3]", ErrorCode::invalid_command);
+  check_rejected("\"str\"", ErrorCode::invalid_command);
+  check_rejected("{}", ErrorCode::invalid_command);
+  check_rejected(R"({"id":"a"})", ErrorCode::invalid_command, std::nullopt, "a");
+  check_rejected(R"({"type":7,"id":"a"})", ErrorCode::invalid_command, std::nullopt, "a");
+  check_rejected(R"({"type":"prompt","id":5})", ErrorCode::invalid_command);
+  check_rejected(R"({"type":"prompt","id":"p"})", ErrorCode::invalid_command, "prompt", "p");
+  check_rejected(R"({"type":"prompt","sessionId":3})", ErrorCode::invalid_command, "prompt");
+  check_rejected(R"({"type":"prompt","sessionId":"s","dependsOn":"x"})", ErrorCode::invalid_command,
+                 "prompt");
+  check_rejected(R"({"type":"prompt","sessionId":"s","ifSessionVersion":"1"})",
+                 ErrorCode::invalid_command, "prompt");
+  check_rejected(R"({"type":"delete_session"})", ErrorCode::invalid_command, "delete_session");
+  check_rejected(R"({"type":"response","id":"r"})", ErrorCode::unknown_command, "response", "r");
+}
+
+TEST(Envelope, ClassifiesServerAndSessionCommands) {
+  auto a = parse_envelope(R"({"type":"list_sessions","id":"1"})");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a.envelope->family, CommandFamily::server);
+  auto b = parse_envelope(R"({"type":"some_future_pi_command","sessionId":"s"})");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b.envelope->family, CommandFamily::session);
+  EXPECT_EQ(b.envelope->session_id, "s");
+  EXPECT_FALSE(b.envelope->id.has_value());
+}
+
+TEST(Envelope, AgentCommandDropsEnvelopeFieldsAndRewritesId) {
+  auto r = parse_envelope(
+      R"({"type":"switch_session_file","id":"mine","sessionId":"s","idempotencyKey":"k","dependsOn":[],"ifSessionVersion":2,"sessionPath":"/x"})");
+  ASSERT_TRUE(r);
+  auto cmd = to_agent_command(*r.envelope, "pi-server-9");
+  EXPECT_EQ(cmd, nlohmann::json::parse(R"({"type":"switch_session","id":"pi-server-9","sessionPath":"/x"})"));
+}
