@@ -91,6 +91,19 @@ int main(int argc, char** argv) {
   app.add_option("--max-agent-line-bytes", options.agent.max_line_bytes,
                  "Longest line accepted from an agent's stdout")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  bool no_agent_restart = false;
+  std::uint64_t ui_timeout_ms = options.agent.ui_timeout.count();
+  app.add_flag("--no-agent-restart", no_agent_restart,
+               "Do not restart an agent that exits on its own");
+  app.add_option("--agent-max-restarts", options.agent.max_restarts,
+                 "Most restarts of one session's agent within 10 minutes")
+      ->capture_default_str();
+  app.add_option("--max-pending-ui", options.agent.max_pending_ui,
+                 "Most unanswered extension UI dialogs per session")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--ui-timeout-ms", ui_timeout_ms,
+                 "Unanswered extension UI dialogs are cancelled after this long")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--drain-timeout-ms", drain_timeout_ms,
                  "On SIGTERM/SIGINT (or stdin EOF in stdio-only mode): time allowed to finish")
       ->capture_default_str();
@@ -125,6 +138,8 @@ int main(int argc, char** argv) {
   options.drain_timeout = std::chrono::milliseconds(drain_timeout_ms);
   options.connection.heartbeat = std::chrono::seconds(heartbeat_seconds);
   options.demo_model = !no_demo_model;
+  options.agent.restart = !no_agent_restart;
+  options.agent.ui_timeout = std::chrono::milliseconds(ui_timeout_ms);
   options.state_dir = state_dir.empty() ? default_state_dir() : fs::path(state_dir);
   std::error_code ec;
   fs::create_directories(options.state_dir / "agent", ec);

@@ -26,8 +26,21 @@ struct AgentOptions {
   // term_grace, then SIGKILL.
   std::chrono::milliseconds eof_grace{1500};
   std::chrono::milliseconds term_grace{3000};
-  // Agent stderr lines logged per second per session (burst of 4x); the rest is counted.
+  // Agent stderr lines logged per second per session; the rest is counted and summarized.
   double stderr_lines_per_second = 20;
+  // Restart an agent that exits on its own (crash, kill), on the same session files, so the
+  // conversation continues. Backoff doubles from restart_backoff up to restart_backoff_max;
+  // more than max_restarts within restart_window gives up (the session stays, agent stopped).
+  bool restart = true;
+  std::chrono::milliseconds restart_backoff{500};
+  std::chrono::milliseconds restart_backoff_max{30000};
+  std::size_t max_restarts = 5;
+  std::chrono::seconds restart_window{600};
+  // Extension UI dialogs (select/confirm/input/editor) waiting for a client's answer: at most
+  // this many per session (a new one beyond is cancelled at once), each cancelled after
+  // ui_timeout if nobody answers.
+  std::size_t max_pending_ui = 16;
+  std::chrono::milliseconds ui_timeout{300000};
 };
 
 // Limits for one client connection.

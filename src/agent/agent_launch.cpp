@@ -65,6 +65,10 @@ SpawnRequest build_spawn_request(const AgentOptions& options, const SessionLaunc
       req.argv.push_back(model.substr(slash + 1));
     }
   }
+  if (!session.name.empty()) {
+    req.argv.push_back("--name");
+    req.argv.push_back(session.name);
+  }
   if (!session.thinking_level.empty()) {
     req.argv.push_back("--thinking");
     req.argv.push_back(session.thinking_level);

@@ -97,7 +97,9 @@ AgentLineHead scan_agent_line(std::string_view line) {
   AgentLineHead head;
   head.is_object = scan_object(line, [&](std::string_view key, std::string_view value) {
     if (key == "type") {
-      if (auto t = simple_string(value)) head.type = *t;
+      // Like a JSON parser, the last duplicate wins, whatever its type.
+      auto t = simple_string(value);
+      head.type = t ? *t : std::string_view{};
     } else if (key == "id") {
       head.raw_id = value;
     }

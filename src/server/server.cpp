@@ -389,6 +389,7 @@ json Server::metrics_json() const {
       {"agentLinesOversize", relay_stats_.agent_lines_oversize},
       {"agentResponsesUnmatched", relay_stats_.agent_responses_unmatched},
       {"agentExits", relay_stats_.agent_exits},
+      {"agentRestarts", agent_restarts_},
       {"circuitBreakers", json::object()},
       {"uptimeMs", uptime},
   };
@@ -422,14 +423,51 @@ void Server::relay_session_command(Connection& c, const Envelope& env) {
 
 // ---------------------------------------------------------------- agent supervision
 
-void Server::on_agent_exited(session::Session& session, const agent::ExitStatus& status) {
-  json data = {{"sessionId", session.id()}, {"restarting", false}};
-  if (status.exit_code) data["exitCode"] = *status.exit_code;
-  if (status.signal) data["signal"] = *status.signal;
-  Frame frame = make_frame(protocol::server_event("agent_exited", data));
+void Server::notify_subscribers(const session::Session& session, const Frame& frame) {
   for (auto conn_id : session.subscribers())
     if (Connection* c = connections_.find(conn_id)) c->send_control(frame);
+}
+
+void Server::on_agent_exited(session::Session& session, const agent::ExitStatus& status) {
+  auto it = sessions_.find(session.id());
+  std::shared_ptr<session::Session> owned =
+      it != sessions_.end() && it->second.get() == &session ? it->second : nullptr;
+  std::chrono::milliseconds delay{0};
+  bool restarting = owned && options_.agent.restart && !draining_ && session.claim_restart(delay);
+  json data = {{"sessionId", session.id()}, {"restarting", restarting}};
+  if (status.exit_code) data["exitCode"] = *status.exit_code;
+  if (status.signal) data["signal"] = *status.signal;
+  notify_subscribers(session, make_frame(protocol::server_event("agent_exited", data)));
+  if (restarting) schedule_restart(owned, delay);
   maybe_finish_stdio_drain();
+}
+
+void Server::schedule_restart(const std::shared_ptr<session::Session>& session,
+                              std::chrono::milliseconds delay) {
+  log::info("agent_restart_scheduled", {{"session", session->id()}, {"delayMs", delay.count()}});
+  auto timer = std::make_shared<boost::asio::steady_timer>(io_, delay);
+  std::weak_ptr<session::Session> weak = session;
+  timer->async_wait([this, timer, weak](boost::system::error_code ec) {
+    auto s = weak.lock();
+    if (ec || !s || draining_) return;
+    auto it = sessions_.find(s->id());
+    if (it == sessions_.end() || it->second != s) return;  // deleted meanwhile
+    if (auto failure = s->start_agent()) {
+      std::chrono::milliseconds next{0};
+      bool again = s->claim_restart(next);
+      notify_subscribers(*s, make_frame(protocol::server_event(
+                                 "agent_exited", {{"sessionId", s->id()},
+                                                  {"restarting", again},
+                                                  {"error", *failure}})));
+      if (again) schedule_restart(s, next);
+      return;
+    }
+    ++agent_restarts_;
+    notify_subscribers(*s, make_frame(protocol::server_event(
+                               "agent_restarted", {{"sessionId", s->id()},
+                                                   {"pid", *s->agent_pid()},
+                                                   {"restarts", s->restarts_total()}})));
+  });
 }
 
 void Server::on_session_quiet(session::Session&) { maybe_finish_stdio_drain(); }
@@ -505,6 +543,8 @@ std::string Server::prometheus_text() const {
   counter("pi_server_events_dropped_total", "Events dropped for slow consumers.",
           relay_stats_.events_dropped);
   counter("pi_server_agent_exits_total", "Agent processes that exited.", relay_stats_.agent_exits);
+  counter("pi_server_agent_restarts_total", "Agents restarted after an unexpected exit.",
+          agent_restarts_);
   return out;
 }
 

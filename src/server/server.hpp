@@ -70,6 +70,9 @@ class Server : public ConnectionHandler, public HttpHandler, public session::Ses
   std::string prometheus_text() const;
   std::filesystem::path prepare_session_dirs(const std::string& session_id);
   void maybe_finish_stdio_drain();
+  void notify_subscribers(const session::Session& session, const Frame& frame);
+  void schedule_restart(const std::shared_ptr<session::Session>& session,
+                        std::chrono::milliseconds delay);
   void finish_shutdown();
 
   boost::asio::io_context& io_;
@@ -85,6 +88,7 @@ class Server : public ConnectionHandler, public HttpHandler, public session::Ses
   std::uint64_t responses_total_ = 0;
   std::uint64_t responses_undeliverable_ = 0;
   std::uint64_t connections_total_ = 0;
+  std::uint64_t agent_restarts_ = 0;
   std::chrono::steady_clock::time_point started_at_;
 
   bool ready_ = false;

@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <boost/asio/post.hpp>
+
 #include "observability/log.hpp"
 #include "protocol/json_scan.hpp"
 
@@ -84,6 +87,7 @@ std::optional<std::string> Session::start_agent() {
 
 void Session::relay(const protocol::Envelope& envelope, Completion done) {
   touch();
+  if (envelope.type == "extension_ui_response") return answer_ui(envelope, std::move(done));
   if (!agent_running() || stopping_) {
     auto r = protocol::error_response(envelope.type, envelope.id, ErrorCode::agent_exited,
                                       "The session's agent is not running");
@@ -91,6 +95,9 @@ void Session::relay(const protocol::Envelope& envelope, Completion done) {
     done(std::move(r));
     return;
   }
+  // pi does not answer abort while a tool waits in an open dialog: dismiss the session's
+  // dialogs first so the abort can complete.
+  if (envelope.type == "abort") cancel_all_ui("aborted");
   std::string agent_id = "pi-server-" + std::to_string(next_agent_id_++);
   agent_->write_line(protocol::dump(protocol::to_agent_command(envelope, agent_id)));
   pending_.emplace(std::move(agent_id), Pending{envelope.type, envelope.id, std::move(done)});
@@ -106,7 +113,7 @@ void Session::on_agent_line(std::string_view line) {
   if (head.type == "response") {
     on_agent_response(line, head.raw_id);
   } else {
-    on_agent_event(line, head.type);
+    on_agent_event(line, head.type, head.raw_id);
   }
 }
 
@@ -148,11 +155,19 @@ void Session::on_agent_response(std::string_view line, std::string_view raw_id) 
   if (quiet()) observer_.on_session_quiet(*this);
 }
 
-void Session::on_agent_event(std::string_view line, std::string_view type) {
+void Session::on_agent_event(std::string_view line, std::string_view type, std::string_view raw_id) {
+  std::string rewritten;
   if (type == "agent_start") {
     running_ = true;
   } else if (type == "agent_settled") {
     running_ = false;
+  } else if (type == "extension_ui_request") {
+    track_ui_request(line, raw_id);
+  } else if (!raw_id.empty()) {
+    // bash_execution_update echoes the id of its bash command: our agent-side id, which
+    // must become the client's own again.
+    rewritten = client_event_line(line, raw_id);
+    line = rewritten;
   }
   std::uint64_t seq = next_seq_++;
   Frame frame = make_frame(protocol::wrap_event(quoted_id_, seq, line));
@@ -164,6 +179,141 @@ void Session::on_agent_event(std::string_view line, std::string_view type) {
     }
   }
   if (type == "agent_settled" && quiet()) observer_.on_session_quiet(*this);
+}
+
+std::string Session::client_event_line(std::string_view line, std::string_view raw_id) {
+  auto id = protocol::simple_string(raw_id);
+  auto it = id ? pending_.find(std::string(*id)) : pending_.end();
+  if (it == pending_.end()) return std::string(line);
+  if (it->second.client_id) {
+    // raw_id points into line: splice the client's id in place, no re-serialization.
+    std::size_t at = static_cast<std::size_t>(raw_id.data() - line.data());
+    std::string out;
+    out.reserve(line.size() + it->second.client_id->size());
+    out.append(line.substr(0, at))
+        .append(protocol::json_quote(*it->second.client_id))
+        .append(line.substr(at + raw_id.size()));
+    return out;
+  }
+  // The client sent no id: the event carries none either.
+  auto j = nlohmann::json::parse(line, nullptr, false);
+  if (j.is_discarded()) return std::string(line);
+  j.erase("id");
+  return protocol::dump(j);
+}
+
+void Session::track_ui_request(std::string_view line, std::string_view raw_id) {
+  std::string_view method;
+  std::optional<std::uint64_t> own_timeout_ms;
+  protocol::scan_object(line, [&](std::string_view key, std::string_view value) {
+    if (key == "method") {
+      if (auto m = protocol::simple_string(value)) method = *m;
+    } else if (key == "timeout") {
+      std::uint64_t ms = 0;
+      if (std::sscanf(std::string(value).c_str(), "%lu", &ms) == 1) own_timeout_ms = ms;
+    }
+    return true;
+  });
+  // Only dialogs wait for an answer; notify/setStatus/setWidget/setTitle/set_editor_text
+  // are fire-and-forget.
+  if (method != "select" && method != "confirm" && method != "input" && method != "editor") return;
+  auto ui_id = protocol::simple_string(raw_id);
+  if (!ui_id || ui_id->empty()) return;
+  std::string key(*ui_id);
+  if (pending_ui_.count(key)) return;
+  if (pending_ui_.size() >= agent_options_.max_pending_ui) {
+    log::warn("ui_request_over_limit", {{"session", id_}, {"limit", agent_options_.max_pending_ui}});
+    // Let the event reach subscribers (they see the request), then dismiss it right away.
+    boost::asio::post(io_, [this, key, alive = std::weak_ptr<int>(alive_)] {
+      if (!alive.expired()) {
+        ui_order_.push_back(key);
+        pending_ui_.emplace(key, nullptr);
+        cancel_ui(key, "too_many_pending");
+      }
+    });
+    return;
+  }
+  auto timeout = agent_options_.ui_timeout;
+  // A dialog with its own timeout resolves itself inside pi; stop tracking it then.
+  if (own_timeout_ms)
+    timeout = std::min(timeout, std::chrono::milliseconds(*own_timeout_ms + 1000));
+  auto timer = std::make_unique<boost::asio::steady_timer>(io_, timeout);
+  timer->async_wait([this, key, self_own = own_timeout_ms.has_value(),
+                     alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+    if (ec || alive.expired()) return;
+    if (self_own) {
+      forget_ui(key);
+    } else {
+      cancel_ui(key, "timeout");
+    }
+  });
+  pending_ui_.emplace(key, std::move(timer));
+  ui_order_.push_back(key);
+}
+
+void Session::forget_ui(const std::string& ui_id) {
+  pending_ui_.erase(ui_id);
+  ui_order_.erase(std::remove(ui_order_.begin(), ui_order_.end(), ui_id), ui_order_.end());
+}
+
+void Session::cancel_ui(const std::string& ui_id, std::string_view reason) {
+  if (!pending_ui_.count(ui_id)) return;
+  forget_ui(ui_id);
+  if (agent_running())
+    agent_->write_line(protocol::dump(
+        nlohmann::json{{"type", "extension_ui_response"}, {"id", ui_id}, {"cancelled", true}}));
+  log::info("ui_request_cancelled", {{"session", id_}, {"reason", reason}});
+  Frame frame = make_frame(protocol::server_event(
+      "extension_ui_cancelled", {{"sessionId", id_}, {"id", ui_id}, {"reason", reason}}));
+  for (auto conn_id : subscribers_)
+    if (Connection* c = connections_.find(conn_id)) c->send_control(frame);
+}
+
+void Session::cancel_all_ui(std::string_view reason) {
+  auto ids = ui_order_;
+  for (const auto& ui_id : ids) cancel_ui(ui_id, reason);
+}
+
+void Session::answer_ui(const protocol::Envelope& envelope, Completion done) {
+  const auto& body = envelope.body;
+  auto id_it = body.find("uiRequestId");
+  // The dialog's id travels as the command's "id" in pi's protocol; on ours "id" is the
+  // command id, so the dialog id may also be given as "uiRequestId".
+  std::string ui_id;
+  if (id_it != body.end() && id_it->is_string()) {
+    ui_id = id_it->get<std::string>();
+  } else if (envelope.id) {
+    ui_id = *envelope.id;
+  }
+  protocol::Response r;
+  if (ui_id.empty() || !pending_ui_.count(ui_id) || !agent_running()) {
+    r = protocol::error_response(envelope.type, envelope.id, ErrorCode::not_pending,
+                                 "No pending extension UI request with id '" + ui_id + "'");
+  } else {
+    forget_ui(ui_id);
+    nlohmann::json answer = body;
+    for (const char* key : {"sessionId", "idempotencyKey", "dependsOn", "ifSessionVersion", "uiRequestId"})
+      answer.erase(key);
+    answer["id"] = ui_id;
+    agent_->write_line(protocol::dump(answer));
+    r = protocol::success_response(envelope.type, envelope.id);
+  }
+  r.session_id = id_;
+  r.session_version = version_;
+  done(std::move(r));
+}
+
+bool Session::claim_restart(std::chrono::milliseconds& delay) {
+  auto now = std::chrono::steady_clock::now();
+  while (!restart_times_.empty() && now - restart_times_.front() > agent_options_.restart_window)
+    restart_times_.pop_front();
+  if (restart_times_.size() >= agent_options_.max_restarts) return false;
+  auto backoff = agent_options_.restart_backoff * (1u << std::min<std::size_t>(restart_times_.size(), 16));
+  delay = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(backoff),
+                   agent_options_.restart_backoff_max);
+  restart_times_.push_back(now);
+  ++restarts_total_;
+  return true;
 }
 
 void Session::on_agent_stderr(std::string_view line) {
@@ -195,6 +345,14 @@ void Session::on_agent_exit(const agent::ExitStatus& status) {
   if (stderr_suppressed_ > 0) fields["stderrSuppressed"] = stderr_suppressed_;
   log::info("agent_exited", fields);
   fail_pending("The agent exited (" + describe(status) + ") before answering");
+  // Dialogs die with the process that asked; tell subscribers to close them.
+  for (const auto& ui_id : std::deque<std::string>(ui_order_)) {
+    forget_ui(ui_id);
+    Frame frame = make_frame(protocol::server_event(
+        "extension_ui_cancelled", {{"sessionId", id_}, {"id", ui_id}, {"reason", "agent_exited"}}));
+    for (auto conn_id : subscribers_)
+      if (Connection* c = connections_.find(conn_id)) c->send_control(frame);
+  }
   if (stopping_) {
     if (stopped_) {
       auto cb = std::move(stopped_);

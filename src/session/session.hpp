@@ -4,7 +4,10 @@
 // session outlives it. This is where the relay's hot path runs: each agent line is read as
 // far as its top-level "type"/"id" and an event is wrapped and shared, never re-serialized.
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <deque>
+#include <map>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -78,6 +81,13 @@ class Session {
   std::size_t subscriber_count() const { return subscribers_.size(); }
   const std::set<std::uint64_t>& subscribers() const { return subscribers_; }
 
+  // Restart bookkeeping: true if another restart fits the policy now (and records it);
+  // `delay` gets the backoff to wait first.
+  bool claim_restart(std::chrono::milliseconds& delay);
+  std::size_t restarts_total() const { return restarts_total_; }
+  // Pending extension UI dialogs (ids), oldest first.
+  std::vector<std::string> pending_ui_ids() const { return {ui_order_.begin(), ui_order_.end()}; }
+
   // Stops the agent gracefully (EOF, SIGTERM, SIGKILL); `done` runs once it is reaped.
   // Pending commands are answered with agent_exited.
   void stop(std::function<void()> done);
@@ -99,7 +109,15 @@ class Session {
 
   void on_agent_line(std::string_view line);
   void on_agent_response(std::string_view line, std::string_view raw_id);
-  void on_agent_event(std::string_view line, std::string_view type);
+  void on_agent_event(std::string_view line, std::string_view type, std::string_view raw_id);
+  void track_ui_request(std::string_view line, std::string_view raw_id);
+  // Answers a dialog on the agent's behalf with {"cancelled":true} (what pi's own UI sends
+  // when a dialog is dismissed) and tells subscribers it is gone.
+  void cancel_ui(const std::string& ui_id, std::string_view reason);
+  void cancel_all_ui(std::string_view reason);
+  void forget_ui(const std::string& ui_id);
+  void answer_ui(const protocol::Envelope& envelope, Completion done);
+  std::string client_event_line(std::string_view line, std::string_view raw_id);
   void on_agent_stderr(std::string_view line);
   void on_agent_exit(const agent::ExitStatus& status);
   void fail_pending(const std::string& message);
@@ -121,6 +139,12 @@ class Session {
   std::uint64_t next_seq_ = 1;
   std::uint64_t version_ = 0;
   bool running_ = false;
+  std::map<std::string, std::unique_ptr<boost::asio::steady_timer>> pending_ui_;
+  std::deque<std::string> ui_order_;
+  std::deque<std::chrono::steady_clock::time_point> restart_times_;
+  std::size_t restarts_total_ = 0;
+  // Lets timers and posted work tell that the session is gone (they hold a weak_ptr).
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   bool stopping_ = false;
   std::function<void()> stopped_;
   std::chrono::system_clock::time_point created_at_;

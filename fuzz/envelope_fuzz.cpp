@@ -1,0 +1,22 @@
+// Property: parsing any bytes never throws or crashes; an accepted envelope always has a
+// type, and its agent-bound form never carries envelope-only fields.
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "protocol/envelope.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  std::string_view text(reinterpret_cast<const char*>(data), size);
+  auto r = pi_server::protocol::parse_envelope(text);
+  if (!r) {
+    if (r.error.message.empty()) std::abort();
+    return 0;
+  }
+  if (r.envelope->type.empty()) std::abort();
+  if (r.envelope->family == pi_server::protocol::CommandFamily::session) {
+    auto cmd = pi_server::protocol::to_agent_command(*r.envelope, "x");
+    if (cmd.contains("sessionId") || cmd.contains("idempotencyKey") || cmd["id"] != "x") std::abort();
+  }
+  return 0;
+}

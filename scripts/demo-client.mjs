@@ -1,0 +1,31 @@
+// A minimal pi-server client (Node 22's built-in WebSocket): creates a session, sends one
+// prompt, prints the streamed text deltas as they arrive, then deletes the session.
+// Usage: node scripts/demo-client.mjs ws://127.0.0.1:3141 "your prompt"
+const [url = "ws://127.0.0.1:3141", prompt = "Hello pi"] = process.argv.slice(2);
+const sessionId = `demo-${process.pid}`;
+const ws = new WebSocket(url);
+const send = (cmd) => ws.send(JSON.stringify(cmd));
+const timer = setTimeout(() => { console.error("timed out"); process.exit(1); }, 60000);
+ws.onmessage = ({ data }) => {
+  const frame = JSON.parse(data);
+  if (frame.type === "server_ready") {
+    send({ type: "create_session", id: "create", sessionId });
+  } else if (frame.type === "response") {
+    if (!frame.success) { console.error(`${frame.command} failed: ${frame.code} ${frame.error}`); process.exit(1); }
+    if (frame.id === "create") {
+      console.error(`session ${sessionId} on model ${frame.data.sessionInfo.model}`);
+      send({ type: "prompt", id: "prompt", sessionId, message: prompt });
+    }
+    if (frame.id === "delete") { clearTimeout(timer); ws.close(); }
+  } else if (frame.type === "event") {
+    const ev = frame.event;
+    if (ev.type === "message_update" && ev.assistantMessageEvent?.type === "text_delta") {
+      process.stdout.write(ev.assistantMessageEvent.delta);
+    } else if (ev.type === "agent_settled") {
+      process.stdout.write("\n");
+      send({ type: "delete_session", id: "delete", sessionId });
+    }
+  }
+};
+ws.onerror = (e) => { console.error("websocket error:", e.message ?? e); process.exit(1); };
+ws.onclose = () => process.exit(0);
