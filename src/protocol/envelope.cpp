@@ -5,9 +5,10 @@
 namespace pi_server::protocol {
 namespace {
 
-constexpr std::array<std::string_view, 7> kServerCommands = {
-    "create_session", "delete_session", "list_sessions", "switch_session",
-    "unsubscribe",    "get_metrics",    "health_check",
+constexpr std::array<std::string_view, 9> kServerCommands = {
+    "create_session", "delete_session", "list_sessions",       "switch_session",
+    "unsubscribe",    "get_metrics",    "health_check",        "get_command_history",
+    "set_lifecycle_events",
 };
 
 // Server commands that act on one session and so need `sessionId`.

@@ -41,6 +41,8 @@ std::string serialize(const Response& r) {
   if (r.session_id) out.append(R"(,"sessionId":)").append(json_quote(*r.session_id));
   if (r.session_version)
     out.append(R"(,"sessionVersion":)").append(std::to_string(*r.session_version));
+  if (r.timed_out) out.append(R"(,"timedOut":true)");
+  if (r.replayed) out.append(R"(,"replayed":true)");
   out.push_back('}');
   return out;
 }

@@ -21,6 +21,8 @@ struct Response {
   std::optional<ErrorCode> code;
   std::optional<std::string> session_id;
   std::optional<std::uint64_t> session_version;
+  bool replayed = false;   // a stored outcome sent again for a duplicate
+  bool timed_out = false;  // the command's timeout fired (code timeout)
 };
 
 Response success_response(std::string command, std::optional<std::string> id,

@@ -57,9 +57,12 @@ std::string model_string(const json& model) {
 
 }  // namespace
 
-Server::Server(boost::asio::io_context& io, ServerOptions options)
+Server::Server(boost::asio::io_context& io, ServerOptions options,
+               reliability::PipelineOptions pipeline_options)
     : io_(io),
       options_(std::move(options)),
+      scheduler_(io),
+      pipeline_(clock_, scheduler_, *this, *this, pipeline_options),
       started_at_(std::chrono::steady_clock::now()),
       drain_timer_(io) {}
 
@@ -103,6 +106,7 @@ void Server::on_close(Connection& connection) {
   auto id = connection.id();
   for (auto& [sid, s] : sessions_) s->unsubscribe(id);
   connections_.remove(id);
+  lifecycle_opt_out_.erase(id);
   log::debug("connection_closed", {{"conn", id}});
   if (draining_ && connections_.size() == 0 && shutdown_done_ && stopping_.empty())
     finish_shutdown();
@@ -149,17 +153,46 @@ void Server::on_message(Connection& connection, std::string_view text) {
                                                  "The server is shutting down"));
     return;
   }
+  reliability::Submission submission;
+  submission.envelope = std::move(*parsed.envelope);
+  submission.connection_id = connection.id();
+  submission.lifecycle_events = !lifecycle_opt_out_.count(connection.id());
+  pipeline_.submit(std::move(submission));
+}
+
+void Server::execute(const reliability::Submission& submission, Reply reply) {
   static const std::unordered_map<std::string_view, Handler> kHandlers = {
-      {"create_session", &Server::create_session}, {"delete_session", &Server::delete_session},
-      {"list_sessions", &Server::list_sessions},   {"switch_session", &Server::switch_session},
-      {"unsubscribe", &Server::unsubscribe},       {"get_metrics", &Server::get_metrics},
+      {"create_session", &Server::create_session},
+      {"delete_session", &Server::delete_session},
+      {"list_sessions", &Server::list_sessions},
+      {"switch_session", &Server::switch_session},
+      {"unsubscribe", &Server::unsubscribe},
+      {"get_metrics", &Server::get_metrics},
       {"health_check", &Server::health_check},
+      {"get_command_history", &Server::get_command_history},
+      {"set_lifecycle_events", &Server::set_lifecycle_events},
   };
+  const Envelope& env = submission.envelope;
   if (auto it = kHandlers.find(env.type); it != kHandlers.end()) {
-    (this->*(it->second))(connection, env);
+    (this->*(it->second))(submission.connection_id, env, std::move(reply));
   } else {
-    relay_session_command(connection, env);
+    relay_session_command(submission.connection_id, env, std::move(reply));
   }
+}
+
+std::optional<std::uint64_t> Server::session_version(const std::string& session_id) {
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) return std::nullopt;
+  return it->second->version();
+}
+
+void Server::deliver(std::uint64_t connection_id, const Response& response) {
+  respond_to(connection_id, response);
+}
+
+void Server::deliver_event(std::uint64_t connection_id, std::string_view type, const json& data) {
+  if (Connection* c = connections_.find(connection_id))
+    c->send_control(make_frame(protocol::server_event(type, data)));
 }
 
 void Server::respond(Connection& connection, const Response& response) {
@@ -200,7 +233,7 @@ fs::path Server::prepare_session_dirs(const std::string& session_id) {
   return base;
 }
 
-void Server::create_session(Connection& c, const Envelope& env) {
+void Server::create_session(std::uint64_t conn, const Envelope& env, Reply reply) {
   const json& body = env.body;
   std::string error;
   agent::SessionLaunch launch;
@@ -209,10 +242,10 @@ void Server::create_session(Connection& c, const Envelope& env) {
       !read_string(body, "model", launch.model, error) ||
       !read_string(body, "thinkingLevel", launch.thinking_level, error) ||
       !read_string(body, "name", launch.name, error)) {
-    return respond(c, protocol::error_response(env.type, env.id, ErrorCode::invalid_command, error));
+    return reply(protocol::error_response(env.type, env.id, ErrorCode::invalid_command, error));
   }
   if (!session_id.empty() && !valid_session_id(session_id))
-    return respond(c, protocol::error_response(
+    return reply(protocol::error_response(
                           env.type, env.id, ErrorCode::invalid_command,
                           "Field 'sessionId' may hold only letters, digits, '-', '_' and '.' "
                           "(at most 128, not starting with '.')"));
@@ -222,20 +255,20 @@ void Server::create_session(Connection& c, const Envelope& env) {
   } else {
     std::error_code ec;
     if (!fs::path(launch.cwd).is_absolute() || !fs::is_directory(launch.cwd, ec))
-      return respond(c, protocol::error_response(env.type, env.id, ErrorCode::invalid_command,
+      return reply(protocol::error_response(env.type, env.id, ErrorCode::invalid_command,
                                                  "Field 'cwd' must be an existing absolute "
                                                  "directory"));
   }
   if (!launch.model.empty()) {
     auto slash = launch.model.find('/');
     if (slash == 0 || slash == std::string::npos || slash + 1 == launch.model.size())
-      return respond(c, protocol::error_response(env.type, env.id, ErrorCode::invalid_command,
+      return reply(protocol::error_response(env.type, env.id, ErrorCode::invalid_command,
                                                  "Field 'model' must look like 'provider/id'"));
   }
   if (!launch.thinking_level.empty() &&
       std::find(std::begin(kThinkingLevels), std::end(kThinkingLevels), launch.thinking_level) ==
           std::end(kThinkingLevels))
-    return respond(c, protocol::error_response(
+    return reply(protocol::error_response(
                           env.type, env.id, ErrorCode::invalid_command,
                           "Field 'thinkingLevel' must be one of off, minimal, low, medium, high, "
                           "xhigh"));
@@ -244,10 +277,10 @@ void Server::create_session(Connection& c, const Envelope& env) {
     while (sessions_.count(session_id));
   }
   if (sessions_.count(session_id))
-    return respond(c, protocol::error_response(env.type, env.id, ErrorCode::session_exists,
+    return reply(protocol::error_response(env.type, env.id, ErrorCode::session_exists,
                                                "Session already exists: " + session_id));
   if (sessions_.size() + stopping_.size() >= options_.max_sessions)
-    return respond(c, protocol::error_response(env.type, env.id, ErrorCode::limit_reached,
+    return reply(protocol::error_response(env.type, env.id, ErrorCode::limit_reached,
                                                "Too many sessions (max " +
                                                    std::to_string(options_.max_sessions) + ")"));
 
@@ -259,27 +292,27 @@ void Server::create_session(Connection& c, const Envelope& env) {
   if (auto failure = session->start_agent()) {
     auto r = protocol::error_response(env.type, env.id, ErrorCode::agent_exited, *failure);
     r.session_id = session_id;
-    return respond(c, r);
+    return reply(r);
   }
   sessions_.emplace(session_id, session);
-  session->subscribe(c.id());
+  session->subscribe(conn);
 
   // The session is ready when its agent answers a first get_state: that proves the agent
   // runs and tells us its session file and model.
   Envelope probe;
   probe.type = "get_state";
   probe.body = json{{"type", "get_state"}};
-  std::uint64_t conn_id = c.id();
+  std::uint64_t conn_id = conn;
   std::weak_ptr<session::Session> weak = session;
-  session->relay(probe, [this, conn_id, weak, env_type = env.type, env_id = env.id,
-                         session_id](Response state) {
+  session->relay(probe, [this, conn_id, weak, env_type = env.type, env_id = env.id, session_id,
+                         reply](Response state) {
     auto s = weak.lock();
     if (!state.success || !s) {
       auto r = protocol::error_response(env_type, env_id, ErrorCode::agent_exited,
                                         "The agent did not start: " +
                                             state.error.value_or("no answer"));
       r.session_id = session_id;
-      respond_to(conn_id, r);
+      reply(r);
       // Not from inside the session's own callback.
       boost::asio::post(io_, [this, session_id, weak] {
         auto it = sessions_.find(session_id);
@@ -299,50 +332,50 @@ void Server::create_session(Connection& c, const Envelope& env) {
     Response r = protocol::success_response(env_type, env_id,
                                             json{{"sessionId", session_id}, {"sessionInfo", info}});
     r.session_id = session_id;
-    respond_to(conn_id, r);
+    reply(r);
     broadcast(make_frame(protocol::server_event("session_created",
                                                 {{"sessionId", session_id}, {"sessionInfo", info}})));
     log::info("session_created", {{"session", session_id}, {"conn", conn_id}});
   });
 }
 
-void Server::delete_session(Connection& c, const Envelope& env) {
+void Server::delete_session(std::uint64_t conn, const Envelope& env, Reply reply) {
   auto it = sessions_.find(*env.session_id);
   if (it == sessions_.end())
-    return respond(c, protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
+    return reply(protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
                                                "Session not found: " + *env.session_id));
   auto session = it->second;
   sessions_.erase(it);
   stopping_.emplace(session.get(), session);
-  std::uint64_t conn_id = c.id();
+  std::uint64_t conn_id = conn;
   auto* raw = session.get();
   std::string session_id = *env.session_id;
   // Answer once the agent is gone, so "deleted" means no process is left.
-  session->stop([this, raw, conn_id, session_id, env_type = env.type, env_id = env.id] {
+  session->stop([this, raw, conn_id, session_id, env_type = env.type, env_id = env.id, reply] {
     Response r = protocol::success_response(env_type, env_id, json{{"sessionId", session_id}});
     r.session_id = session_id;
-    respond_to(conn_id, r);
+    reply(r);
     broadcast(make_frame(protocol::server_event("session_deleted", {{"sessionId", session_id}})));
     log::info("session_deleted", {{"session", session_id}, {"conn", conn_id}});
     boost::asio::post(io_, [this, raw] { stopping_.erase(raw); });
   });
 }
 
-void Server::list_sessions(Connection& c, const Envelope& env) {
+void Server::list_sessions(std::uint64_t conn, const Envelope& env, Reply reply) {
   json list = json::array();
   for (auto& [id, s] : sessions_) list.push_back(s->summary());
-  respond(c, protocol::success_response(env.type, env.id, json{{"sessions", list}}));
+  reply(protocol::success_response(env.type, env.id, json{{"sessions", list}}));
 }
 
-void Server::switch_session(Connection& c, const Envelope& env) {
+void Server::switch_session(std::uint64_t conn, const Envelope& env, Reply reply) {
   auto it = sessions_.find(*env.session_id);
   if (it == sessions_.end())
-    return respond(c, protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
+    return reply(protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
                                                "Session not found: " + *env.session_id));
   if (env.body.contains("afterSeq") && !env.body["afterSeq"].is_number_unsigned())
-    return respond(c, protocol::error_response(env.type, env.id, ErrorCode::invalid_command,
+    return reply(protocol::error_response(env.type, env.id, ErrorCode::invalid_command,
                                                "Field 'afterSeq' must be a non-negative integer"));
-  it->second->subscribe(c.id());
+  it->second->subscribe(conn);
   json data = {{"sessionId", *env.session_id}, {"lastSeq", it->second->last_seq()},
                {"sessionInfo", it->second->summary()}};
   if (env.body.contains("afterSeq")) {
@@ -355,18 +388,18 @@ void Server::switch_session(Connection& c, const Envelope& env) {
   }
   Response r = protocol::success_response(env.type, env.id, data);
   r.session_id = *env.session_id;
-  respond(c, r);
+  reply(r);
 }
 
-void Server::unsubscribe(Connection& c, const Envelope& env) {
+void Server::unsubscribe(std::uint64_t conn, const Envelope& env, Reply reply) {
   auto it = sessions_.find(*env.session_id);
   if (it == sessions_.end())
-    return respond(c, protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
+    return reply(protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
                                                "Session not found: " + *env.session_id));
-  bool was = it->second->unsubscribe(c.id());
+  bool was = it->second->unsubscribe(conn);
   Response r = protocol::success_response(env.type, env.id, json{{"wasSubscribed", was}});
   r.session_id = *env.session_id;
-  respond(c, r);
+  reply(r);
 }
 
 json Server::metrics_json() const {
@@ -391,19 +424,31 @@ json Server::metrics_json() const {
       {"agentExits", relay_stats_.agent_exits},
       {"agentRestarts", agent_restarts_},
       {"circuitBreakers", json::object()},
+      {"outcomesStored", pipeline_.outcomes().size()},
+      {"outcomesEvicted", pipeline_.outcomes().evictions()},
+      {"commandsInFlight", pipeline_.in_flight()},
+      {"laneDepths", pipeline_.lane_depths()},
+      {"pipeline", {{"admitted", pipeline_.stats().admitted},
+                    {"replayed", pipeline_.stats().replayed},
+                    {"conflicts", pipeline_.stats().conflicts},
+                    {"laneFull", pipeline_.stats().rejected_lane_full},
+                    {"timeouts", pipeline_.stats().timeouts},
+                    {"lateReplies", pipeline_.stats().late_replies},
+                    {"dependencyFailures", pipeline_.stats().dependency_failures},
+                    {"versionMismatches", pipeline_.stats().version_mismatches}}},
       {"uptimeMs", uptime},
   };
 }
 
-void Server::get_metrics(Connection& c, const Envelope& env) {
-  respond(c, protocol::success_response(env.type, env.id, metrics_json()));
+void Server::get_metrics(std::uint64_t conn, const Envelope& env, Reply reply) {
+  reply(protocol::success_response(env.type, env.id, metrics_json()));
 }
 
-void Server::health_check(Connection& c, const Envelope& env) {
+void Server::health_check(std::uint64_t conn, const Envelope& env, Reply reply) {
   json issues = json::array();
   if (draining_) issues.push_back("draining");
   std::string status = draining_ ? "degraded" : "ok";
-  respond(c, protocol::success_response(
+  reply(protocol::success_response(
                  env.type, env.id,
                  json{{"healthy", !draining_}, {"status", status}, {"issues", issues},
                       {"hasOpenCircuit", false}, {"sessionCount", sessions_.size()},
@@ -412,13 +457,29 @@ void Server::health_check(Connection& c, const Envelope& env) {
 
 // ---------------------------------------------------------------- session commands
 
-void Server::relay_session_command(Connection& c, const Envelope& env) {
+void Server::relay_session_command(std::uint64_t conn, const Envelope& env, Reply reply) {
   auto it = sessions_.find(*env.session_id);
   if (it == sessions_.end())
-    return respond(c, protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
+    return reply(protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
                                                "Session not found: " + *env.session_id));
-  std::uint64_t conn_id = c.id();
-  it->second->relay(env, [this, conn_id](Response r) { respond_to(conn_id, r); });
+  it->second->relay(env, std::move(reply));
+}
+
+void Server::get_command_history(std::uint64_t, const Envelope& env, Reply reply) {
+  reply(protocol::success_response(env.type, env.id, pipeline_.history("local", env.body)));
+}
+
+void Server::set_lifecycle_events(std::uint64_t conn, const Envelope& env, Reply reply) {
+  auto enabled = env.body.find("enabled");
+  if (enabled == env.body.end() || !enabled->is_boolean())
+    return reply(protocol::error_response(env.type, env.id, ErrorCode::invalid_command,
+                                          "Field 'enabled' must be a boolean"));
+  if (enabled->get<bool>()) {
+    lifecycle_opt_out_.erase(conn);
+  } else {
+    lifecycle_opt_out_.insert(conn);
+  }
+  reply(protocol::success_response(env.type, env.id, json{{"enabled", enabled->get<bool>()}}));
 }
 
 // ---------------------------------------------------------------- agent supervision

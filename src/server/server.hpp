@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -15,6 +16,8 @@
 #include "pi_server/options.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/frames.hpp"
+#include "reliability/asio_scheduler.hpp"
+#include "reliability/command_pipeline.hpp"
 #include "server/connection_registry.hpp"
 #include "session/session.hpp"
 
@@ -22,9 +25,14 @@ namespace pi_server::server {
 
 inline constexpr std::string_view kProtocolVersion = "1.1.0";
 
-class Server : public ConnectionHandler, public HttpHandler, public session::SessionObserver {
+class Server : public ConnectionHandler,
+               public HttpHandler,
+               public session::SessionObserver,
+               public reliability::Executor,
+               public reliability::Delivery {
  public:
-  Server(boost::asio::io_context& io, ServerOptions options);
+  Server(boost::asio::io_context& io, ServerOptions options,
+         reliability::PipelineOptions pipeline_options = {});
   ~Server() override;
 
   // Transports report here.
@@ -47,24 +55,34 @@ class Server : public ConnectionHandler, public HttpHandler, public session::Ses
   std::size_t session_count() const { return sessions_.size(); }
   std::size_t connection_count() const { return connections_.size(); }
 
+  // reliability::Executor: runs a command the pipeline has started.
+  void execute(const reliability::Submission& submission, Reply reply) override;
+  std::optional<std::uint64_t> session_version(const std::string& session_id) override;
+  // reliability::Delivery
+  void deliver(std::uint64_t connection_id, const protocol::Response& response) override;
+  void deliver_event(std::uint64_t connection_id, std::string_view type,
+                     const nlohmann::json& data) override;
+
   // SessionObserver
   void on_agent_exited(session::Session& session, const agent::ExitStatus& status) override;
   void on_session_quiet(session::Session& session) override;
 
  private:
-  using Handler = void (Server::*)(Connection&, const protocol::Envelope&);
+  using Handler = void (Server::*)(std::uint64_t, const protocol::Envelope&, Reply);
   void respond(Connection& connection, const protocol::Response& response);
   void respond_to(std::uint64_t connection_id, const protocol::Response& response);
   void broadcast(const Frame& frame);
 
-  void create_session(Connection& c, const protocol::Envelope& env);
-  void delete_session(Connection& c, const protocol::Envelope& env);
-  void list_sessions(Connection& c, const protocol::Envelope& env);
-  void switch_session(Connection& c, const protocol::Envelope& env);
-  void unsubscribe(Connection& c, const protocol::Envelope& env);
-  void get_metrics(Connection& c, const protocol::Envelope& env);
-  void health_check(Connection& c, const protocol::Envelope& env);
-  void relay_session_command(Connection& c, const protocol::Envelope& env);
+  void create_session(std::uint64_t conn, const protocol::Envelope& env, Reply reply);
+  void delete_session(std::uint64_t conn, const protocol::Envelope& env, Reply reply);
+  void list_sessions(std::uint64_t conn, const protocol::Envelope& env, Reply reply);
+  void switch_session(std::uint64_t conn, const protocol::Envelope& env, Reply reply);
+  void unsubscribe(std::uint64_t conn, const protocol::Envelope& env, Reply reply);
+  void get_metrics(std::uint64_t conn, const protocol::Envelope& env, Reply reply);
+  void health_check(std::uint64_t conn, const protocol::Envelope& env, Reply reply);
+  void relay_session_command(std::uint64_t conn, const protocol::Envelope& env, Reply reply);
+  void get_command_history(std::uint64_t conn, const protocol::Envelope& env, Reply reply);
+  void set_lifecycle_events(std::uint64_t conn, const protocol::Envelope& env, Reply reply);
 
   nlohmann::json metrics_json() const;
   std::string prometheus_text() const;
@@ -79,6 +97,11 @@ class Server : public ConnectionHandler, public HttpHandler, public session::Ses
   ServerOptions options_;
   std::vector<std::string> transports_;
   ConnectionRegistry connections_;
+  SystemClock clock_;
+  reliability::AsioScheduler scheduler_;
+  reliability::CommandPipeline pipeline_;
+  // Connections that opted out of command_* lifecycle events.
+  std::set<std::uint64_t> lifecycle_opt_out_;
   std::map<std::string, std::shared_ptr<session::Session>> sessions_;
   // Deleted sessions whose agent is still stopping.
   std::unordered_map<session::Session*, std::shared_ptr<session::Session>> stopping_;

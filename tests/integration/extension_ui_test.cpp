@@ -27,7 +27,7 @@ TEST(ExtensionUi, FirstAnswerIsForwardedLaterOnesAreNotPending) {
   ASSERT_TRUE(b.next());
   b.request({{"type", "switch_session"}, {"id", "sw"}, {"sessionId", "ui"}});
   std::string ui_id = open_dialog(a, "ui");
-  ASSERT_TRUE(b.wait_for([&](const json& j) { return is_event(j, "ui", "extension_ui_request"); }))
+  ASSERT_TRUE(b.seen_or_wait([&](const json& j) { return is_event(j, "ui", "extension_ui_request"); }))
       << "every subscriber sees the dialog";
   // pi's own shape: the dialog id travels as "id".
   auto first = a.request({{"type", "extension_ui_response"}, {"id", ui_id}, {"sessionId", "ui"}, {"value", "green"}});
@@ -38,7 +38,7 @@ TEST(ExtensionUi, FirstAnswerIsForwardedLaterOnesAreNotPending) {
   auto unknown = a.request({{"type", "extension_ui_response"}, {"id", "r1"}, {"uiRequestId", "nope"},
                             {"sessionId", "ui"}, {"value", "x"}});
   EXPECT_EQ(unknown["code"], "not_pending");
-  ASSERT_TRUE(a.wait_for([](const json& j) { return is_event(j, "ui", "agent_settled"); }));
+  ASSERT_TRUE(a.seen_or_wait([](const json& j) { return is_event(j, "ui", "agent_settled"); }));
   EXPECT_EQ(final_text(session_events(a, "ui")), "picked green");
 }
 
@@ -52,7 +52,7 @@ TEST(ExtensionUi, UnansweredDialogIsCancelledAtTheTimeout) {
   ASSERT_TRUE(cancelled);
   EXPECT_EQ((*cancelled)["data"]["id"], ui_id);
   EXPECT_EQ((*cancelled)["data"]["reason"], "timeout");
-  ASSERT_TRUE(c.wait_for([](const json& j) { return is_event(j, "t", "agent_settled"); }));
+  ASSERT_TRUE(c.seen_or_wait([](const json& j) { return is_event(j, "t", "agent_settled"); }));
   EXPECT_EQ(final_text(session_events(c, "t")), "picked nothing");
 }
 

@@ -55,7 +55,7 @@ TEST(Stdio, BadLinesGetErrorsAndOverlongLinesPayloadTooLarge) {
   d.write_stdin(R"({"type":"list_sessions","pad":")" + std::string(1000, 'x') + "\"}");
   EXPECT_EQ(next_json(d)["code"], "payload_too_large");
   d.write_stdin(R"({"type":"list_sessions","id":"l"})");
-  json r = next_json(d);
+  json r = until(d, [](const json& j) { return is_response(j, "l"); });
   EXPECT_EQ(r["id"], "l");
   EXPECT_EQ(r["success"], true);
 }

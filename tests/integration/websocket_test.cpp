@@ -77,7 +77,7 @@ TEST(WebSocket, BadInputGetsOneClearErrorAndChangesNothing) {
   };
   for (const auto& tc : cases) {
     c.send_text(tc.input);
-    auto r = c.next();
+    auto r = c.wait_for([](const json& j) { return j.value("type", "") == "response"; });
     ASSERT_TRUE(r) << tc.input;
     EXPECT_EQ((*r)["type"], "response") << tc.input;
     EXPECT_EQ((*r)["success"], false) << tc.input;
@@ -167,7 +167,8 @@ TEST(WebSocket, SubscribersShareIdenticalFrames) {
   // After unsubscribe, b sees no more events.
   b.request({{"type", "unsubscribe"}, {"id", "un"}, {"sessionId", "shared"}});
   run_prompt(a, "shared", "stream 2", "p2");
-  EXPECT_FALSE(b.next(std::chrono::milliseconds(300)));
+  EXPECT_FALSE(b.wait_for([](const json& j) { return j.value("type", "") == "event"; },
+                         std::chrono::milliseconds(300)));
 }
 
 TEST(WebSocket, UnicodeLineSeparatorsPassThroughUnsplit) {

@@ -35,6 +35,13 @@ class WsClient {
   // Reads frames until one matches; every frame read is also kept in history().
   std::optional<nlohmann::json> wait_for(const std::function<bool(const nlohmann::json&)>& match,
                                          std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  // Like wait_for, but first looks at the frames already read.
+  std::optional<nlohmann::json> seen_or_wait(const std::function<bool(const nlohmann::json&)>& match,
+                                             std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
+    for (const auto& j : history_)
+      if (match(j)) return j;
+    return wait_for(match, timeout);
+  }
   // Sends a command with this id and waits for the response carrying it.
   nlohmann::json request(nlohmann::json command,
                          std::chrono::milliseconds timeout = std::chrono::seconds(15));

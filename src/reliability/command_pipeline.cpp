@@ -1,0 +1,411 @@
+#include "reliability/command_pipeline.hpp"
+
+#include <algorithm>
+
+#include "observability/log.hpp"
+
+namespace pi_server::reliability {
+using nlohmann::json;
+using protocol::Response;
+
+struct CommandPipeline::Job {
+  Submission sub;
+  std::shared_ptr<OutcomeRecord> record;  // null when the command has neither id nor key
+  std::string lane;
+  bool bypass = false;
+  bool started = false;
+  bool executing = false;
+  bool finished = false;
+  Scheduler::Handle timeout_timer = 0;
+  Scheduler::Handle dependency_timer = 0;
+  SteadyTime admitted{};
+  std::string wait_key() const { return record ? record->id_key : std::string(); }
+};
+
+namespace {
+
+bool wants_lifecycle(const Submission& s) { return s.lifecycle_events && s.envelope.id.has_value(); }
+
+std::int64_t epoch_ms(SystemTime t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+CommandPipeline::CommandPipeline(const Clock& clock, Scheduler& scheduler, Executor& executor,
+                                 Delivery& delivery, PipelineOptions options)
+    : clock_(clock),
+      scheduler_(scheduler),
+      executor_(executor),
+      delivery_(delivery),
+      options_(options),
+      store_(clock, options.max_outcomes, options.outcome_max_age) {}
+
+CommandPipeline::~CommandPipeline() = default;
+
+bool CommandPipeline::bypasses_lane(std::string_view type) {
+  return type == "abort" || type == "abort_bash" || type == "abort_retry" ||
+         type == "extension_ui_response";
+}
+
+bool CommandPipeline::is_read_only(std::string_view type) {
+  return type.starts_with("get_") || type == "list_sessions" || type == "health_check" ||
+         type == "list_stored_sessions";
+}
+
+std::string CommandPipeline::lane_of(const protocol::Envelope& env) {
+  // create_session and delete_session belong to their session's lane: a create (~0.3 s for
+  // pi to start) must not hold up every other server command, and commands for a session
+  // queue behind its creation.
+  if (env.type == "create_session") {
+    static std::uint64_t anonymous = 0;
+    return env.session_id ? "session:" + *env.session_id : "create:" + std::to_string(++anonymous);
+  }
+  if (env.family == protocol::CommandFamily::server && env.type != "delete_session")
+    return "server";
+  return "session:" + env.session_id.value_or("");
+}
+
+std::chrono::milliseconds CommandPipeline::timeout_for(std::string_view type) const {
+  static constexpr std::string_view kLong[] = {
+      "prompt",  "compact", "bash",  "export_html",         "new_session",    "fork",
+      "clone",   "switch_session_file", "create_session", "delete_session"};
+  for (auto t : kLong)
+    if (t == type) return options_.long_timeout;
+  if (is_read_only(type)) return options_.read_timeout;
+  return options_.default_timeout;
+}
+
+void CommandPipeline::submit(Submission sub) {
+  const auto& env = sub.envelope;
+  // extension_ui_response is never stored: the first answer to a dialog wins, later
+  // ones are told not_pending (DESIGN §9).
+  bool storable = (env.id || env.idempotency_key) && env.type != "extension_ui_response";
+  std::string fp = storable ? fingerprint(env.body) : std::string();
+  if (storable) {
+    auto found = store_.find(sub.principal, env, fp);
+    if (found.match == OutcomeStore::Match::conflict) {
+      ++stats_.conflicts;
+      delivery_.deliver(sub.connection_id,
+                        protocol::error_response(env.type, env.id, ErrorCode::conflict,
+                                                 "A command with this " +
+                                                     std::string(env.id ? "id" : "idempotencyKey") +
+                                                     " was already seen with a different payload"));
+      return;
+    }
+    if (found.match == OutcomeStore::Match::same) {
+      ++stats_.replayed;
+      ++found.record->replays;
+      if (found.record->done) {
+        answer_duplicate(sub, *found.record);
+      } else {
+        found.record->on_done.push_back(
+            [this, sub, alive = std::weak_ptr<int>(alive_)](const OutcomeRecord& r) {
+              if (!alive.expired()) answer_duplicate(sub, r);
+            });
+      }
+      return;
+    }
+  }
+  if (admission_check_) {
+    if (auto rejection = admission_check_(sub)) {
+      delivery_.deliver(sub.connection_id, *rejection);
+      return;
+    }
+  }
+  auto job = std::make_shared<Job>();
+  job->lane = lane_of(env);
+  job->bypass = bypasses_lane(env.type);
+  if (!job->bypass) {
+    auto it = lanes_.find(job->lane);
+    if (it != lanes_.end() && it->second.waiting.size() >= options_.max_pending_per_lane) {
+      ++stats_.rejected_lane_full;
+      auto r = protocol::error_response(env.type, env.id, ErrorCode::limit_reached,
+                                        "Too many commands waiting in lane " + job->lane + " (max " +
+                                            std::to_string(options_.max_pending_per_lane) + ")");
+      r.session_id = env.session_id;
+      delivery_.deliver(sub.connection_id, r);
+      return;
+    }
+  }
+  if (storable) job->record = store_.begin(sub.principal, env, fp);
+  job->sub = std::move(sub);
+  job->admitted = clock_.steady_now();
+  admit(std::move(job));
+}
+
+void CommandPipeline::admit(std::shared_ptr<Job> job) {
+  ++stats_.admitted;
+  ++jobs_in_flight_;
+  const auto& env = job->sub.envelope;
+  if (wants_lifecycle(job->sub)) {
+    json data = {{"commandId", *env.id}, {"command", env.type}, {"lane", job->lane}};
+    if (env.session_id) data["sessionId"] = *env.session_id;
+    delivery_.deliver_event(job->sub.connection_id, "command_accepted", data);
+  }
+  if (job->bypass) {
+    start(job);
+    return;
+  }
+  std::string lane = job->lane;
+  lanes_[lane].waiting.push_back(std::move(job));
+  pump(lane);
+}
+
+void CommandPipeline::pump(const std::string& lane_name) {
+  auto it = lanes_.find(lane_name);
+  if (it == lanes_.end()) return;
+  Lane& lane = it->second;
+  if (lane.running) return;
+  if (lane.waiting.empty()) {
+    lanes_.erase(it);
+    return;
+  }
+  auto job = lane.waiting.front();
+  lane.waiting.pop_front();
+  lane.running = job;
+  start(job);
+}
+
+void CommandPipeline::start(const std::shared_ptr<Job>& job) {
+  job->started = true;
+  if (job->record) job->record->started_at = clock_.system_now();
+  check_preconditions(job);
+}
+
+bool CommandPipeline::waits_on(const std::string& from_key, const std::string& target_key,
+                               std::set<std::string>& seen) const {
+  if (from_key == target_key) return true;
+  if (!seen.insert(from_key).second) return false;
+  auto it = waiting_for_.find(from_key);
+  if (it == waiting_for_.end()) return false;
+  for (const auto& next : it->second)
+    if (waits_on(next, target_key, seen)) return true;
+  return false;
+}
+
+void CommandPipeline::check_preconditions(const std::shared_ptr<Job>& job) {
+  if (job->finished || job->executing) return;
+  const auto& env = job->sub.envelope;
+  auto fail = [&](ErrorCode code, std::string message, std::optional<json> data = std::nullopt) {
+    auto r = protocol::error_response(env.type, env.id, code, std::move(message));
+    r.session_id = env.session_id;
+    r.data = std::move(data);
+    finish(job, std::move(r));
+  };
+
+  if (auto v = env.body.find("ifSessionVersion"); v != env.body.end() && env.session_id) {
+    auto current = executor_.session_version(*env.session_id);
+    auto expected = v->get<std::int64_t>();
+    if (current && static_cast<std::int64_t>(*current) != expected) {
+      ++stats_.version_mismatches;
+      return fail(ErrorCode::version_mismatch,
+                  "Session version is " + std::to_string(*current) + ", not " +
+                      std::to_string(expected),
+                  json{{"currentVersion", *current}});
+    }
+  }
+
+  std::set<std::string> pending;
+  if (auto deps = env.body.find("dependsOn"); deps != env.body.end()) {
+    for (const auto& dep_json : *deps) {
+      const std::string dep = dep_json.get<std::string>();
+      auto rec = store_.find_by_id(job->sub.principal, dep);
+      if (!rec) {
+        ++stats_.dependency_failures;
+        return fail(ErrorCode::dependency_failed, "Unknown dependency: " + dep);
+      }
+      if (rec->done) {
+        if (!rec->response.success) {
+          ++stats_.dependency_failures;
+          return fail(ErrorCode::dependency_failed, "Dependency " + dep + " failed");
+        }
+        continue;
+      }
+      // Still running. Waiting for a command queued behind us in our own lane would never
+      // end; nor would waiting in a cycle.
+      auto lane = lanes_.find(job->lane);
+      for (const auto& queued : lane == lanes_.end() ? std::deque<std::shared_ptr<Job>>{}
+                                                     : lane->second.waiting) {
+        if (queued->record == rec) {
+          ++stats_.dependency_failures;
+          return fail(ErrorCode::dependency_failed,
+                      "Dependency " + dep + " is queued after this command in lane " + job->lane);
+        }
+      }
+      std::set<std::string> seen;
+      if (!job->wait_key().empty() && waits_on(rec->id_key, job->wait_key(), seen)) {
+        ++stats_.dependency_failures;
+        return fail(ErrorCode::dependency_failed, "dependsOn cycle through " + dep);
+      }
+      pending.insert(rec->id_key);
+      rec->on_done.push_back([this, job, alive = std::weak_ptr<int>(alive_)](const OutcomeRecord&) {
+        if (!alive.expired()) check_preconditions(job);
+      });
+    }
+  }
+  if (!pending.empty()) {
+    if (!job->wait_key().empty()) waiting_for_[job->wait_key()] = pending;
+    if (!job->dependency_timer) {
+      job->dependency_timer = scheduler_.schedule(options_.dependency_wait, [this, job] {
+        job->dependency_timer = 0;
+        if (job->finished || job->executing) return;
+        ++stats_.dependency_failures;
+        auto r = protocol::error_response(job->sub.envelope.type, job->sub.envelope.id,
+                                          ErrorCode::dependency_failed,
+                                          "Timed out waiting for dependencies");
+        r.session_id = job->sub.envelope.session_id;
+        finish(job, std::move(r));
+      });
+    }
+    return;
+  }
+  execute(job);
+}
+
+void CommandPipeline::execute(const std::shared_ptr<Job>& job) {
+  job->executing = true;
+  if (!job->wait_key().empty()) waiting_for_.erase(job->wait_key());
+  if (job->dependency_timer) scheduler_.cancel(job->dependency_timer);
+  job->dependency_timer = 0;
+  const auto& env = job->sub.envelope;
+  if (wants_lifecycle(job->sub)) {
+    json data = {{"commandId", *env.id}, {"command", env.type}};
+    if (env.session_id) data["sessionId"] = *env.session_id;
+    delivery_.deliver_event(job->sub.connection_id, "command_started", data);
+  }
+  auto timeout = timeout_for(env.type);
+  job->timeout_timer = scheduler_.schedule(timeout, [this, job, timeout] {
+    job->timeout_timer = 0;
+    if (job->finished) return;
+    ++stats_.timeouts;
+    auto r = protocol::error_response(job->sub.envelope.type, job->sub.envelope.id,
+                                      ErrorCode::timeout,
+                                      "No answer within " + std::to_string(timeout.count()) + " ms");
+    r.timed_out = true;
+    r.session_id = job->sub.envelope.session_id;
+    finish(job, std::move(r));
+  });
+  executor_.execute(job->sub, [this, job, alive = std::weak_ptr<int>(alive_)](Response r) {
+    if (alive.expired()) return;
+    if (job->finished) {
+      // The timeout's outcome is terminal; a late answer never replaces it.
+      ++stats_.late_replies;
+      log::warn("late_reply_dropped", {{"command", job->sub.envelope.type},
+                                       {"conn", job->sub.connection_id}});
+      return;
+    }
+    finish(job, std::move(r));
+  });
+}
+
+void CommandPipeline::finish(const std::shared_ptr<Job>& job, Response response) {
+  if (job->finished) return;
+  job->finished = true;
+  --jobs_in_flight_;
+  if (job->timeout_timer) scheduler_.cancel(job->timeout_timer);
+  if (job->dependency_timer) scheduler_.cancel(job->dependency_timer);
+  job->timeout_timer = job->dependency_timer = 0;
+  if (!job->wait_key().empty()) waiting_for_.erase(job->wait_key());
+  const auto& env = job->sub.envelope;
+  // The response answers this request: its type, and its id only if it had one.
+  response.command = env.type;
+  response.id = env.id;
+  response.replayed = false;
+  // Store first, then answer (DESIGN §4): a duplicate arriving from now on gets this outcome.
+  OutcomeStore::DoneCallbacks callbacks;
+  if (job->record) callbacks = store_.complete(job->record, response);
+  delivery_.deliver(job->sub.connection_id, response);
+  if (wants_lifecycle(job->sub)) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.steady_now() - job->admitted);
+    json data = {{"commandId", *env.id}, {"command", env.type}, {"success", response.success},
+                 {"durationMs", ms.count()}};
+    if (response.code) data["code"] = std::string(to_string(*response.code));
+    if (env.session_id) data["sessionId"] = *env.session_id;
+    delivery_.deliver_event(job->sub.connection_id, "command_finished", data);
+  }
+  for (auto& cb : callbacks) cb(*job->record);
+  if (!job->bypass) {
+    auto it = lanes_.find(job->lane);
+    if (it != lanes_.end()) {
+      if (it->second.running == job) {
+        it->second.running = nullptr;
+      } else {
+        // Finished before it started (a failed precondition while queued cannot happen;
+        // kept for safety): drop it from the queue.
+        auto& w = it->second.waiting;
+        w.erase(std::remove(w.begin(), w.end(), job), w.end());
+      }
+      pump(job->lane);
+    }
+  }
+}
+
+void CommandPipeline::answer_duplicate(const Submission& dup, const OutcomeRecord& record) {
+  Response r = record.response;
+  r.command = dup.envelope.type;
+  r.id = dup.envelope.id;
+  r.replayed = true;
+  delivery_.deliver(dup.connection_id, r);
+  if (wants_lifecycle(dup)) {
+    json data = {{"commandId", *dup.envelope.id}, {"command", dup.envelope.type},
+                 {"success", r.success}, {"replayed", true}};
+    if (r.code) data["code"] = std::string(to_string(*r.code));
+    delivery_.deliver_event(dup.connection_id, "command_finished", data);
+  }
+}
+
+std::map<std::string, std::size_t> CommandPipeline::lane_depths() const {
+  std::map<std::string, std::size_t> out;
+  for (const auto& [name, lane] : lanes_) out[name] = lane.waiting.size() + (lane.running ? 1 : 0);
+  return out;
+}
+
+json CommandPipeline::history(const std::string& principal, const json& filter) const {
+  auto str = [&](const char* key) -> std::optional<std::string> {
+    auto it = filter.find(key);
+    if (it != filter.end() && it->is_string()) return it->get<std::string>();
+    return std::nullopt;
+  };
+  auto num = [&](const char* key) -> std::optional<std::int64_t> {
+    auto it = filter.find(key);
+    if (it != filter.end() && it->is_number_integer()) return it->get<std::int64_t>();
+    return std::nullopt;
+  };
+  auto session = str("sessionIdFilter");
+  auto command_id = str("commandId");
+  auto from = num("fromTimestamp");
+  auto to = num("toTimestamp");
+  std::int64_t limit = std::clamp<std::int64_t>(num("limit").value_or(100), 1, 1000);
+
+  auto records = store_.records();
+  std::sort(records.begin(), records.end(),
+            [](const auto& a, const auto& b) { return a->admitted_at < b->admitted_at; });
+  json out = json::array();
+  for (const auto& r : records) {
+    if (r->principal != principal) continue;
+    if (session && r->session_id != session) continue;
+    if (command_id && r->client_id != command_id) continue;
+    std::int64_t admitted = epoch_ms(r->admitted_at);
+    if (from && admitted < *from) continue;
+    if (to && admitted > *to) continue;
+    json e = {{"command", r->command}, {"state", r->done ? "finished" : "running"},
+              {"admittedAt", admitted}, {"replays", r->replays}};
+    if (r->client_id) e["commandId"] = *r->client_id;
+    if (r->idempotency_key) e["idempotencyKey"] = *r->idempotency_key;
+    if (r->session_id) e["sessionId"] = *r->session_id;
+    if (r->done) {
+      e["success"] = r->response.success;
+      if (r->response.code) e["code"] = std::string(to_string(*r->response.code));
+      e["finishedAt"] = epoch_ms(r->finished_at);
+      e["durationMs"] = epoch_ms(r->finished_at) - admitted;
+    }
+    out.push_back(std::move(e));
+  }
+  // The newest `limit` entries, still oldest first.
+  if (static_cast<std::int64_t>(out.size()) > limit)
+    out.erase(out.begin(), out.begin() + (static_cast<std::int64_t>(out.size()) - limit));
+  return json{{"commands", out}};
+}
+
+}  // namespace pi_server::reliability

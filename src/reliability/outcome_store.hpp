@@ -1,0 +1,91 @@
+#pragma once
+// The outcome store (DESIGN §4): the terminal response of every command that carries an
+// `id` or an `idempotencyKey`, kept so a duplicate gets the same answer (replayed:true)
+// without running again. A duplicate `id` is matched per principal; an idempotencyKey per
+// (principal, session-or-"server"). Same identity with another payload fingerprint is a
+// conflict. Bounded by count and age; only finished outcomes are evicted, oldest first.
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "pi_server/clock.hpp"
+#include "protocol/envelope.hpp"
+#include "protocol/frames.hpp"
+
+namespace pi_server::reliability {
+
+struct OutcomeRecord {
+  std::string principal;
+  std::string fingerprint;
+  std::string command;
+  std::optional<std::string> session_id;
+  std::optional<std::string> client_id;
+  std::optional<std::string> idempotency_key;
+  std::string id_key;    // index keys (empty when absent)
+  std::string idem_key;
+  bool done = false;
+  protocol::Response response;  // the terminal response, when done
+  SystemTime admitted_at{};
+  SystemTime started_at{};
+  SystemTime finished_at{};
+  SteadyTime finished_steady{};
+  std::uint64_t replays = 0;
+  // Called once when the outcome becomes terminal (duplicates in flight, dependents).
+  std::vector<std::function<void(const OutcomeRecord&)>> on_done;
+};
+
+// Digest of the canonical payload without `id` and `idempotencyKey` (keys sorted, compact).
+std::string fingerprint(const nlohmann::json& body);
+
+class OutcomeStore {
+ public:
+  OutcomeStore(const Clock& clock, std::size_t max_entries, std::chrono::seconds max_age)
+      : clock_(clock), max_entries_(max_entries), max_age_(max_age) {}
+
+  enum class Match { none, same, conflict };
+  struct Found {
+    std::shared_ptr<OutcomeRecord> record;
+    Match match = Match::none;
+  };
+  // Looks the identity up: by id first, then by idempotency key.
+  Found find(const std::string& principal, const protocol::Envelope& env, const std::string& fp);
+  // The record of a command id of this principal (for dependsOn), or null.
+  std::shared_ptr<OutcomeRecord> find_by_id(const std::string& principal, const std::string& id);
+
+  // Registers an in-flight command. REQUIRES: find() returned none for it, and it has an id
+  // or an idempotency key.
+  std::shared_ptr<OutcomeRecord> begin(const std::string& principal, const protocol::Envelope& env,
+                                       const std::string& fp);
+  using DoneCallbacks = std::vector<std::function<void(const OutcomeRecord&)>>;
+  // Makes the outcome terminal. Returns its on_done callbacks for the caller to run once it
+  // has sent the original response (so the first answer goes out first).
+  [[nodiscard]] DoneCallbacks complete(const std::shared_ptr<OutcomeRecord>& record,
+                                       protocol::Response response);
+
+  std::size_t size() const { return finished_.size() + in_flight_.size(); }
+  std::uint64_t evictions() const { return evictions_; }
+  // Finished records oldest first, then the ones in flight (for get_command_history).
+  std::vector<std::shared_ptr<OutcomeRecord>> records() const;
+
+ private:
+  static std::string id_key(const std::string& principal, const std::string& id);
+  static std::string idem_key(const std::string& principal, const protocol::Envelope& env);
+  void evict();
+
+  const Clock& clock_;
+  std::size_t max_entries_;
+  std::chrono::seconds max_age_;
+  std::unordered_map<std::string, std::shared_ptr<OutcomeRecord>> index_;
+  std::deque<std::shared_ptr<OutcomeRecord>> finished_;  // completion order
+  std::unordered_set<std::shared_ptr<OutcomeRecord>> in_flight_;
+  std::uint64_t evictions_ = 0;
+};
+
+}  // namespace pi_server::reliability
