@@ -2,28 +2,31 @@
 // prompt, prints the streamed text deltas as they arrive, then deletes the session.
 // Usage: node scripts/demo-client.mjs ws://127.0.0.1:3141 "your prompt"
 const [url = "ws://127.0.0.1:3141", prompt = "Hello pi"] = process.argv.slice(2);
-const sessionId = `demo-${process.pid}`;
+// Command ids are remembered by the daemon (replay), so each run uses fresh ones.
+const run = `${Date.now().toString(36)}-${process.pid}`;
+const sessionId = `demo-${run}`;
+const ids = { create: `create-${run}`, prompt: `prompt-${run}`, delete: `delete-${run}` };
 const ws = new WebSocket(url);
 const send = (cmd) => ws.send(JSON.stringify(cmd));
 const timer = setTimeout(() => { console.error("timed out"); process.exit(1); }, 60000);
 ws.onmessage = ({ data }) => {
   const frame = JSON.parse(data);
   if (frame.type === "server_ready") {
-    send({ type: "create_session", id: "create", sessionId });
+    send({ type: "create_session", id: ids.create, sessionId });
   } else if (frame.type === "response") {
     if (!frame.success) { console.error(`${frame.command} failed: ${frame.code} ${frame.error}`); process.exit(1); }
-    if (frame.id === "create") {
+    if (frame.id === ids.create) {
       console.error(`session ${sessionId} on model ${frame.data.sessionInfo.model}`);
-      send({ type: "prompt", id: "prompt", sessionId, message: prompt });
+      send({ type: "prompt", id: ids.prompt, sessionId, message: prompt });
     }
-    if (frame.id === "delete") { clearTimeout(timer); ws.close(); }
+    if (frame.id === ids.delete) { clearTimeout(timer); ws.close(); }
   } else if (frame.type === "event") {
     const ev = frame.event;
     if (ev.type === "message_update" && ev.assistantMessageEvent?.type === "text_delta") {
       process.stdout.write(ev.assistantMessageEvent.delta);
     } else if (ev.type === "agent_settled") {
       process.stdout.write("\n");
-      send({ type: "delete_session", id: "delete", sessionId });
+      send({ type: "delete_session", id: ids.delete, sessionId });
     }
   }
 };

@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -72,6 +73,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--no-listen", no_listen, "Do not open the TCP listener (stdio only)");
   app.add_flag("--stdio", options.stdio, "Serve the JSON-lines protocol on stdin/stdout");
+  app.add_option("--allow-origin", options.connection.allowed_origins,
+                 "Browser Origin allowed to open a WebSocket (repeatable); others get 403");
   app.add_option("--agent-command", agent_command,
                  "Agent argv prefix, split on spaces; --mode rpc and session flags are appended")
       ->capture_default_str();
@@ -104,6 +107,55 @@ int main(int argc, char** argv) {
   app.add_option("--ui-timeout-ms", ui_timeout_ms,
                  "Unanswered extension UI dialogs are cancelled after this long")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  reliability::PipelineOptions pipeline;
+  reliability::BreakerOptions breaker;
+  std::uint64_t read_timeout_ms = pipeline.read_timeout.count();
+  std::uint64_t command_timeout_ms = pipeline.default_timeout.count();
+  std::uint64_t long_timeout_ms = pipeline.long_timeout.count();
+  std::uint64_t dependency_wait_ms = pipeline.dependency_wait.count();
+  std::uint64_t outcome_max_age_s = pipeline.outcome_max_age.count();
+  std::uint64_t breaker_window_ms = breaker.window.count();
+  std::uint64_t breaker_recovery_ms = breaker.recovery.count();
+  std::uint64_t breaker_slow_ms = breaker.slow_call.count();
+  std::uint64_t breaker_idle_ms = breaker.idle_ttl.count();
+  app.add_option("--max-pending-per-lane", pipeline.max_pending_per_lane,
+                 "Commands waiting in one session's lane before limit_reached")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--max-outcomes", pipeline.max_outcomes, "Outcomes kept for replay")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--outcome-max-age-seconds", outcome_max_age_s, "Age after which outcomes are evicted")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--read-timeout-ms", read_timeout_ms, "Timeout of read-only commands (get_*, list_*)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--command-timeout-ms", command_timeout_ms, "Timeout of most other commands")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--long-command-timeout-ms", long_timeout_ms,
+                 "Timeout of prompt, compact, bash, export_html, session switches, create/delete_session")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--dependency-wait-ms", dependency_wait_ms,
+                 "How long a command waits for an unfinished dependsOn command")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--rate-limit", options.rate_limit_per_second, "Commands per second per connection")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--rate-burst", options.rate_limit_burst, "Token bucket size per connection")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--breaker-failures", breaker.failure_threshold,
+                 "Provider failures within the window that open its circuit")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--breaker-slow-runs", breaker.slow_threshold,
+                 "Slow runs within the window that open the circuit")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--breaker-window-ms", breaker_window_ms, "Window for counting failures and slow runs")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--breaker-slow-run-ms", breaker_slow_ms, "A run longer than this counts as slow")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--breaker-recovery-ms", breaker_recovery_ms, "Open time before half-open probes")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--breaker-half-open-probes", breaker.half_open_max_calls,
+                 "Probes admitted while half-open")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--breaker-idle-ttl-ms", breaker_idle_ms, "Closed breakers idle this long are pruned")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--drain-timeout-ms", drain_timeout_ms,
                  "On SIGTERM/SIGINT (or stdin EOF in stdio-only mode): time allowed to finish")
       ->capture_default_str();
@@ -131,6 +183,15 @@ int main(int argc, char** argv) {
   options.listen = !no_listen;
   if (options.listen && !parse_listen(listen, options.listen_host, options.listen_port))
     return fail_usage("bad --listen (want HOST:PORT): " + listen);
+  if (options.listen) {
+    // No authentication exists yet, so only loopback may listen (DESIGN §5).
+    boost::system::error_code addr_ec;
+    auto address = boost::asio::ip::make_address(options.listen_host, addr_ec);
+    if (addr_ec) return fail_usage("bad --listen address: " + options.listen_host);
+    if (!address.is_loopback())
+      return fail_usage("refusing to listen on non-loopback " + options.listen_host +
+                        ": pi-server has no authentication yet");
+  }
   if (!options.listen && !options.stdio)
     return fail_usage("--no-listen needs --stdio (nothing to serve)");
   options.agent.command = agent::split_command(agent_command);
@@ -140,6 +201,15 @@ int main(int argc, char** argv) {
   options.demo_model = !no_demo_model;
   options.agent.restart = !no_agent_restart;
   options.agent.ui_timeout = std::chrono::milliseconds(ui_timeout_ms);
+  pipeline.read_timeout = std::chrono::milliseconds(read_timeout_ms);
+  pipeline.default_timeout = std::chrono::milliseconds(command_timeout_ms);
+  pipeline.long_timeout = std::chrono::milliseconds(long_timeout_ms);
+  pipeline.dependency_wait = std::chrono::milliseconds(dependency_wait_ms);
+  pipeline.outcome_max_age = std::chrono::seconds(outcome_max_age_s);
+  breaker.window = std::chrono::milliseconds(breaker_window_ms);
+  breaker.recovery = std::chrono::milliseconds(breaker_recovery_ms);
+  breaker.slow_call = std::chrono::milliseconds(breaker_slow_ms);
+  breaker.idle_ttl = std::chrono::milliseconds(breaker_idle_ms);
   options.state_dir = state_dir.empty() ? default_state_dir() : fs::path(state_dir);
   std::error_code ec;
   fs::create_directories(options.state_dir / "agent", ec);
@@ -148,6 +218,10 @@ int main(int argc, char** argv) {
     return kExitFatal;
   }
   options.state_dir = fs::canonical(options.state_dir, ec);
+  if (ec) {
+    log::error("state_dir_failed", {{"error", ec.message()}});
+    return kExitFatal;
+  }
 
   // Writes to a vanished client must come back as EPIPE, not kill the daemon.
   ::signal(SIGPIPE, SIG_IGN);
@@ -175,7 +249,7 @@ int main(int argc, char** argv) {
                              {"model", std::string(demo::kProvider) + "/" + std::string(demo::kModelId)}});
   }
 
-  server::Server server(io, options);
+  server::Server server(io, options, pipeline, breaker);
   std::vector<std::string> transports;
   std::shared_ptr<transport::Listener> listener;
   if (options.listen) {
@@ -194,6 +268,7 @@ int main(int argc, char** argv) {
 
   int signals_seen = 0;
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  boost::asio::signal_set hangup(io, SIGHUP);
   std::function<void(boost::system::error_code, int)> on_signal =
       [&](boost::system::error_code ec, int sig) {
         if (ec) return;
@@ -203,14 +278,23 @@ int main(int argc, char** argv) {
           return;
         }
         log::info("signal", {{"signal", sig}});
-        if (listener) listener->stop();
+        // The listener stays open while draining: /readyz answers 503 and new WebSocket
+        // clients are closed at once.
         server.shutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT", [&] {
           signals.cancel();
+          hangup.cancel();
           io.stop();
         });
         signals.async_wait(on_signal);
       };
   signals.async_wait(on_signal);
+  // SIGHUP (a closed terminal, a reload request) must not kill the daemon and its agents.
+  std::function<void(boost::system::error_code, int)> on_hangup = [&](boost::system::error_code ec, int) {
+    if (ec) return;
+    log::info("sighup_ignored");
+    hangup.async_wait(on_hangup);
+  };
+  hangup.async_wait(on_hangup);
 
   std::shared_ptr<Connection> stdio;
   if (options.stdio) stdio = transport::start_stdio(io, server, options.connection);

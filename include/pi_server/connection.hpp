@@ -48,6 +48,9 @@ class Connection {
 
   // Flushes what is queued, then closes (WebSocket close 1001 "going away").
   virtual void close_gracefully() = 0;
+
+  // Bytes waiting in the outbound queue (for metrics).
+  virtual std::size_t queued_bytes() const = 0;
 };
 
 // What a transport reports to the core. All calls on the loop thread.

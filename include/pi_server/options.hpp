@@ -53,8 +53,14 @@ struct ConnectionLimits {
   std::size_t high_water_bytes = 64u << 20;
   // Queued outbound bytes above which the connection is closed (a stuck consumer).
   std::size_t hard_cap_bytes = 512u << 20;
-  // WebSocket ping after this much silence; no answer within the same time closes.
+  // Heartbeat: Beast pings a silent peer after this long; a peer silent for twice this
+  // long is closed.
   std::chrono::seconds heartbeat{30};
+  // Origins whose browser pages may open a WebSocket (exact match, e.g.
+  // "https://app.example"). A request that carries any other Origin header gets HTTP 403:
+  // a web page must not drive a localhost daemon whose agents run shell commands.
+  // Non-browser clients send no Origin and are not affected.
+  std::vector<std::string> allowed_origins;
 };
 
 struct ServerOptions {
@@ -65,6 +71,9 @@ struct ServerOptions {
   std::filesystem::path state_dir;
   std::size_t max_sessions = 256;
   std::size_t max_connections = 1024;
+  // Per-connection token bucket: commands per second and burst. Replays are free.
+  double rate_limit_per_second = 50;
+  double rate_limit_burst = 200;
   // Serve the offline demo model and point sessions without a model at it.
   bool demo_model = true;
   // SIGTERM/SIGINT or stdin EOF (stdio only): time allowed for in-flight work.

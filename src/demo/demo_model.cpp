@@ -94,7 +94,9 @@ HttpAnswer answer_chat_completion(std::string_view request_body) {
   }
 
   unsigned n = 0;
-  if (std::sscanf(prompt.c_str(), "stream %u", &n) == 1) {
+  // Bounded: the whole answer is built in memory on the event loop.
+  constexpr unsigned kMaxDeltas = 100000;
+  if (std::sscanf(prompt.c_str(), "stream %u", &n) == 1 && n <= kMaxDeltas) {
     std::vector<std::string> pieces;
     pieces.reserve(n);
     for (unsigned i = 0; i < n; ++i) pieces.push_back("w" + std::to_string(i) + " ");

@@ -3,7 +3,7 @@
 // daemon serves on its own loopback port, so a fresh install streams real pi answers with
 // no API key and no network. pi reaches it through the "pi-server-demo" provider that
 // write_models_json() puts into pi's models.json. The last user message picks the script:
-//   "stream N"   N text deltas "w0 " "w1 " ...
+//   "stream N"   N text deltas "w0 " "w1 " ... (N <= 100000)
 //   "error NNN"  HTTP status NNN with an OpenAI-style error body
 //   "tool"       a bash tool call running `echo hi`; after the result: Tool said: "...". Done.
 //   anything else: a friendly sentence that quotes the prompt, one word per delta.

@@ -25,6 +25,22 @@ ParseResult fail(ErrorCode code, std::string message, std::optional<std::string>
 
 }  // namespace
 
+std::string_view command_label(std::string_view type) {
+  static constexpr std::string_view kPiCommands[] = {
+      "prompt", "steer", "follow_up", "abort", "get_state", "get_messages", "get_entries",
+      "set_model", "cycle_model", "get_available_models", "set_thinking_level",
+      "cycle_thinking_level", "get_available_thinking_levels", "set_steering_mode",
+      "set_follow_up_mode", "clear_queue", "compact", "set_auto_compaction", "set_auto_retry",
+      "abort_retry", "bash", "abort_bash", "get_session_stats", "export_html", "new_session",
+      "fork", "clone", "get_fork_messages", "get_tree", "get_last_assistant_text",
+      "set_session_name", "get_commands", "extension_ui_response", "switch_session_file"};
+  for (auto t : kServerCommands)
+    if (t == type) return t;
+  for (auto t : kPiCommands)
+    if (t == type) return t;
+  return "other";
+}
+
 bool is_server_command(std::string_view type) {
   for (auto t : kServerCommands)
     if (t == type) return true;

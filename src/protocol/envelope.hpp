@@ -42,6 +42,10 @@ struct ParseResult {
 };
 ParseResult parse_envelope(std::string_view text);
 
+// The command name as a metrics label: known server and pi commands keep their name, any
+// other type is "other" (label values come from a closed set).
+std::string_view command_label(std::string_view type);
+
 // True for the commands the daemon answers itself.
 bool is_server_command(std::string_view type);
 

@@ -21,6 +21,9 @@ bool scan_object(std::string_view text,
 // nullopt for any other value or for a string with a backslash.
 std::optional<std::string_view> simple_string(std::string_view raw_value);
 
+// True if `text` is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF).
+bool is_valid_utf8(std::string_view text);
+
 // The top-level "type" and "id" of an agent line: what routing needs.
 struct AgentLineHead {
   bool is_object = false;

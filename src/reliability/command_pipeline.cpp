@@ -316,6 +316,7 @@ void CommandPipeline::finish(const std::shared_ptr<Job>& job, Response response)
   OutcomeStore::DoneCallbacks callbacks;
   if (job->record) callbacks = store_.complete(job->record, response);
   delivery_.deliver(job->sub.connection_id, response);
+  if (finished_hook_) finished_hook_(job->sub, response, clock_.steady_now() - job->admitted);
   if (wants_lifecycle(job->sub)) {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.steady_now() - job->admitted);
     json data = {{"commandId", *env.id}, {"command", env.type}, {"success", response.success},

@@ -88,6 +88,12 @@ class CommandPipeline {
   using AdmissionCheck = std::function<std::optional<protocol::Response>(const Submission&)>;
   void set_admission_check(AdmissionCheck check) { admission_check_ = std::move(check); }
 
+  // Called after every response of an admitted command (not replays or rejections), with
+  // the time from admission to response.
+  using FinishedHook = std::function<void(const Submission&, const protocol::Response&,
+                                          std::chrono::steady_clock::duration)>;
+  void set_finished_hook(FinishedHook hook) { finished_hook_ = std::move(hook); }
+
   void submit(Submission submission);
 
   // get_command_history: finished and running commands of `principal`, oldest first.
@@ -131,6 +137,7 @@ class CommandPipeline {
   PipelineOptions options_;
   OutcomeStore store_;
   AdmissionCheck admission_check_;
+  FinishedHook finished_hook_;
   std::unordered_map<std::string, Lane> lanes_;
   // dependsOn waits: id key of the waiting job -> id keys it waits for (cycle detection).
   std::unordered_map<std::string, std::set<std::string>> waiting_for_;

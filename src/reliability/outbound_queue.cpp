@@ -7,6 +7,7 @@
 namespace pi_server::reliability {
 
 SendStatus OutboundQueue::push_control(Frame frame) {
+  report_drops_if_drained();
   if (bytes_ + frame->size() > hard_cap_) return SendStatus::closed;
   bytes_ += frame->size();
   frames_.push_back(std::move(frame));
@@ -14,10 +15,13 @@ SendStatus OutboundQueue::push_control(Frame frame) {
 }
 
 SendStatus OutboundQueue::push_event(Frame frame, std::string_view session_id, std::uint64_t seq) {
+  report_drops_if_drained();
   auto it = drops_.find(session_id);
   // Once a session's events are being dropped, keep dropping them until the drop is
-  // reported: the consumer must never see a later event before the gap notice.
-  if (bytes_ + frame->size() > high_water_ || it != drops_.end()) {
+  // reported: the consumer must never see a later event before the gap notice. An empty
+  // queue takes any event, however large (a 20 MB agent_end must not start a drop).
+  bool over = !frames_.empty() && bytes_ + frame->size() > high_water_;
+  if (over || it != drops_.end()) {
     if (it == drops_.end()) {
       drops_.emplace(std::string(session_id), DropRange{seq, seq});
     } else {
@@ -34,6 +38,10 @@ SendStatus OutboundQueue::push_event(Frame frame, std::string_view session_id, s
 void OutboundQueue::pop() {
   bytes_ -= frames_.front()->size();
   frames_.pop_front();
+  report_drops_if_drained();
+}
+
+void OutboundQueue::report_drops_if_drained() {
   if (drops_.empty() || bytes_ > high_water_ / 2) return;
   for (const auto& [session, range] : drops_) {
     nlohmann::json data = {

@@ -35,6 +35,7 @@ class OutboundQueue {
   std::uint64_t dropped_total() const { return dropped_total_; }
 
  private:
+  void report_drops_if_drained();
   struct DropRange {
     std::uint64_t from_seq;
     std::uint64_t to_seq;

@@ -58,13 +58,121 @@ std::string model_string(const json& model) {
 }  // namespace
 
 Server::Server(boost::asio::io_context& io, ServerOptions options,
-               reliability::PipelineOptions pipeline_options)
+               reliability::PipelineOptions pipeline_options,
+               reliability::BreakerOptions breaker_options)
     : io_(io),
       options_(std::move(options)),
       scheduler_(io),
       pipeline_(clock_, scheduler_, *this, *this, pipeline_options),
+      breakers_(clock_, breaker_options),
+      max_pending_per_lane_(pipeline_options.max_pending_per_lane),
       started_at_(std::chrono::steady_clock::now()),
-      drain_timer_(io) {}
+      drain_timer_(io) {
+  pipeline_.set_admission_check(
+      [this](const reliability::Submission& s) { return admission_check(s); });
+  pipeline_.set_finished_hook([this](const reliability::Submission& s, const Response& r,
+                                     std::chrono::steady_clock::duration took) {
+    on_command_finished(s, r, took);
+  });
+  schedule_breaker_pruning();
+}
+
+namespace {
+// Commands that reach the LLM provider and so are guarded by its circuit breaker.
+bool is_llm_bound(std::string_view type) {
+  return type == "prompt" || type == "steer" || type == "follow_up" || type == "compact";
+}
+constexpr std::string_view kBashBreaker = "bash";
+}  // namespace
+
+void Server::schedule_breaker_pruning() {
+  scheduler_.schedule(std::chrono::seconds(60), [this] {
+    breakers_.prune();
+    schedule_breaker_pruning();
+  });
+}
+
+std::optional<Response> Server::admission_check(const reliability::Submission& sub) {
+  const Envelope& env = sub.envelope;
+  auto bucket = rate_limits_.find(sub.connection_id);
+  if (bucket == rate_limits_.end())
+    bucket = rate_limits_
+                 .try_emplace(sub.connection_id, clock_, options_.rate_limit_per_second,
+                              options_.rate_limit_burst)
+                 .first;
+  if (!bucket->second.try_take()) {
+    auto r = protocol::error_response(env.type, env.id, ErrorCode::rate_limited,
+                                      "Rate limit exceeded (" +
+                                          std::to_string(static_cast<int>(options_.rate_limit_per_second)) +
+                                          " commands/s, burst " +
+                                          std::to_string(static_cast<int>(options_.rate_limit_burst)) + ")");
+    r.data = json{{"retryAfterMs", bucket->second.retry_after().count()}};
+    return r;
+  }
+  std::string breaker_key;
+  if (is_llm_bound(env.type) && env.session_id) {
+    auto it = sessions_.find(*env.session_id);
+    if (it != sessions_.end()) breaker_key = it->second->provider();
+  } else if (env.type == kBashBreaker) {
+    breaker_key = kBashBreaker;
+  }
+  if (!breaker_key.empty()) {
+    if (auto rejection = breakers_.check(breaker_key)) {
+      auto r = protocol::error_response(env.type, env.id, ErrorCode::circuit_open, rejection->message);
+      r.data = json{{"retryAfterMs", rejection->retry_after.count()}, {"provider", breaker_key}};
+      r.session_id = env.session_id;
+      return r;
+    }
+  }
+  return std::nullopt;
+}
+
+void Server::on_command_finished(const reliability::Submission& sub, const Response& response,
+                                 std::chrono::steady_clock::duration took) {
+  latency_.observe(std::chrono::duration<double>(took).count());
+  if (stdio_draining_) boost::asio::post(io_, [this] { maybe_finish_stdio_drain(); });
+  std::string outcome = response.success ? "success"
+                        : response.code  ? std::string(to_string(*response.code))
+                                         : "error";
+  ++outcomes_[{std::string(protocol::command_label(sub.envelope.type)), outcome}];
+  const auto& type = sub.envelope.type;
+  if (type == kBashBreaker) {
+    if (response.code == ErrorCode::timeout) {
+      breakers_.breaker(std::string(kBashBreaker)).record_failure();
+    } else if (response.success) {
+      breakers_.breaker(std::string(kBashBreaker)).record_success();
+    }
+  } else if (is_llm_bound(type) && !response.success && sub.envelope.session_id &&
+             response.code != ErrorCode::circuit_open) {
+    // The agent refused it (busy, bad input): it never reached the provider, so a
+    // half-open probe slot it took is free again.
+    auto it = sessions_.find(*sub.envelope.session_id);
+    if (it != sessions_.end() && !it->second->provider().empty())
+      breakers_.breaker(it->second->provider()).release_probe();
+  }
+}
+
+void Server::on_provider_result(session::Session&, const std::string& provider,
+                                ProviderResult result) {
+  if (provider.empty()) return;
+  auto& b = breakers_.breaker(provider);
+  auto before = b.state();
+  switch (result) {
+    case ProviderResult::success: b.record_success(); break;
+    case ProviderResult::failure: b.record_failure(); break;
+    case ProviderResult::aborted: b.release_probe(); break;
+  }
+  if (b.state() != before)
+    log::warn("circuit_state", {{"provider", provider},
+                                {"from", std::string(reliability::to_string(before))},
+                                {"to", std::string(reliability::to_string(b.state()))}});
+}
+
+void Server::on_run_finished(session::Session&, const std::string& provider,
+                             std::chrono::steady_clock::duration length) {
+  if (!provider.empty() && length > breakers_.options().slow_call)
+    breakers_.breaker(provider).record_slow();
+}
 
 Server::~Server() {
   for (auto& [id, s] : sessions_) s->stop([] {});
@@ -91,6 +199,9 @@ void Server::on_open(const std::shared_ptr<Connection>& connection) {
   json limits = {{"maxFrameBytes", options_.connection.max_frame_bytes},
                  {"maxSessions", options_.max_sessions},
                  {"maxConnections", options_.max_connections},
+                 {"maxPendingPerLane", max_pending_per_lane_},
+                 {"rateLimit", {{"commandsPerSecond", options_.rate_limit_per_second},
+                                {"burst", options_.rate_limit_burst}}},
                  {"maxAgentLineBytes", options_.agent.max_line_bytes}};
   json data = {{"serverVersion", PI_SERVER_VERSION},
                {"protocolVersion", kProtocolVersion},
@@ -107,6 +218,11 @@ void Server::on_close(Connection& connection) {
   for (auto& [sid, s] : sessions_) s->unsubscribe(id);
   connections_.remove(id);
   lifecycle_opt_out_.erase(id);
+  rate_limits_.erase(id);
+  if (!options_.listen && connection.transport() == "stdio" && !draining_) {
+    // stdio-only: without its one client the daemon has nobody to serve.
+    boost::asio::post(io_, [this] { shutdown("stdio closed", [this] { io_.stop(); }); });
+  }
   log::debug("connection_closed", {{"conn", id}});
   if (draining_ && connections_.size() == 0 && shutdown_done_ && stopping_.empty())
     finish_shutdown();
@@ -126,6 +242,7 @@ void Server::on_input_closed(Connection& connection) {
 
 void Server::maybe_finish_stdio_drain() {
   if (!stdio_draining_ || draining_) return;
+  if (pipeline_.in_flight() > 0) return;
   for (auto& [id, s] : sessions_)
     if (!s->quiet()) return;
   drain_timer_.cancel();
@@ -173,6 +290,13 @@ void Server::execute(const reliability::Submission& submission, Reply reply) {
       {"set_lifecycle_events", &Server::set_lifecycle_events},
   };
   const Envelope& env = submission.envelope;
+  if (draining_) {
+    // Admitted before the drain began, started after: the sessions are going away.
+    auto r = protocol::error_response(env.type, env.id, ErrorCode::shutting_down,
+                                      "The server is shutting down");
+    r.session_id = env.session_id;
+    return reply(r);
+  }
   if (auto it = kHandlers.find(env.type); it != kHandlers.end()) {
     (this->*(it->second))(submission.connection_id, env, std::move(reply));
   } else {
@@ -320,6 +444,7 @@ void Server::create_session(std::uint64_t conn, const Envelope& env, Reply reply
       });
       return;
     }
+    s->mark_ready();
     const json& data = state.data ? *state.data : json::object();
     json info = s->summary();
     if (data.contains("sessionFile")) info["sessionFile"] = data["sessionFile"];
@@ -357,7 +482,10 @@ void Server::delete_session(std::uint64_t conn, const Envelope& env, Reply reply
     reply(r);
     broadcast(make_frame(protocol::server_event("session_deleted", {{"sessionId", session_id}})));
     log::info("session_deleted", {{"session", session_id}, {"conn", conn_id}});
-    boost::asio::post(io_, [this, raw] { stopping_.erase(raw); });
+    boost::asio::post(io_, [this, raw] {
+      stopping_.erase(raw);
+      if (draining_ && stopping_.empty()) finish_shutdown();
+    });
   });
 }
 
@@ -406,13 +534,29 @@ json Server::metrics_json() const {
   auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::steady_clock::now() - started_at_)
                     .count();
-  json sessions = json::array();
+  json by_outcome = json::object();
+  for (const auto& [key, n] : outcomes_) by_outcome[key.first][key.second] = n;
+  std::size_t queued = 0;
+  json queues = json::object();
+  connections_.for_each([&](Connection& c) {
+    queued += c.queued_bytes();
+    queues["c" + std::to_string(c.id())] = c.queued_bytes();
+  });
+  std::size_t agents_running = 0, ui_pending = 0;
+  for (const auto& [id, s] : sessions_) {
+    agents_running += s->agent_running();
+    ui_pending += s->pending_ui_ids().size();
+  }
+  const auto& ps = pipeline_.stats();
   return json{
       {"sessionCount", sessions_.size()},
+      {"agentsRunning", agents_running},
       {"connectionCount", connections_.size()},
       {"connectionsTotal", connections_total_},
       {"commandsByType", commands_by_type_},
-      {"errorsByCode", errors_by_code_},
+      {"commandsByOutcome", by_outcome},
+      {"commandLatency", latency_.to_json()},
+      {"rejectionsByCode", errors_by_code_},
       {"responsesTotal", responses_total_},
       {"responsesUndeliverable", responses_undeliverable_},
       {"eventsRelayed", relay_stats_.events_relayed},
@@ -423,36 +567,57 @@ json Server::metrics_json() const {
       {"agentResponsesUnmatched", relay_stats_.agent_responses_unmatched},
       {"agentExits", relay_stats_.agent_exits},
       {"agentRestarts", agent_restarts_},
-      {"circuitBreakers", json::object()},
+      {"pendingUiRequests", ui_pending},
+      {"circuitBreakers", breakers_.snapshot()},
+      {"outboundQueuedBytes", queued},
+      {"outboundQueues", queues},
       {"outcomesStored", pipeline_.outcomes().size()},
       {"outcomesEvicted", pipeline_.outcomes().evictions()},
       {"commandsInFlight", pipeline_.in_flight()},
       {"laneDepths", pipeline_.lane_depths()},
-      {"pipeline", {{"admitted", pipeline_.stats().admitted},
-                    {"replayed", pipeline_.stats().replayed},
-                    {"conflicts", pipeline_.stats().conflicts},
-                    {"laneFull", pipeline_.stats().rejected_lane_full},
-                    {"timeouts", pipeline_.stats().timeouts},
-                    {"lateReplies", pipeline_.stats().late_replies},
-                    {"dependencyFailures", pipeline_.stats().dependency_failures},
-                    {"versionMismatches", pipeline_.stats().version_mismatches}}},
+      {"pipeline", {{"admitted", ps.admitted},
+                    {"replayed", ps.replayed},
+                    {"conflicts", ps.conflicts},
+                    {"laneFull", ps.rejected_lane_full},
+                    {"timeouts", ps.timeouts},
+                    {"lateReplies", ps.late_replies},
+                    {"dependencyFailures", ps.dependency_failures},
+                    {"versionMismatches", ps.version_mismatches}}},
       {"uptimeMs", uptime},
   };
+}
+
+json Server::health_json() const {
+  json issues = json::array();
+  bool degraded = false;
+  for (const auto& [key, b] : breakers_.all()) {
+    if (b.state() != reliability::BreakerState::closed) {
+      issues.push_back("circuit " + key + " is " + std::string(reliability::to_string(b.state())));
+      degraded = true;
+    }
+  }
+  for (const auto& [id, s] : sessions_) {
+    if (!s->agent_running()) {
+      issues.push_back("session " + id + " has no running agent");
+      degraded = true;
+    }
+  }
+  if (draining_) issues.push_back("draining: not accepting commands");
+  std::string status = draining_ ? "unhealthy" : degraded ? "degraded" : "ok";
+  return json{{"healthy", !draining_},
+              {"status", status},
+              {"issues", issues},
+              {"hasOpenCircuit", breakers_.any_open()},
+              {"sessionCount", sessions_.size()},
+              {"connectionCount", connections_.size()}};
 }
 
 void Server::get_metrics(std::uint64_t conn, const Envelope& env, Reply reply) {
   reply(protocol::success_response(env.type, env.id, metrics_json()));
 }
 
-void Server::health_check(std::uint64_t conn, const Envelope& env, Reply reply) {
-  json issues = json::array();
-  if (draining_) issues.push_back("draining");
-  std::string status = draining_ ? "degraded" : "ok";
-  reply(protocol::success_response(
-                 env.type, env.id,
-                 json{{"healthy", !draining_}, {"status", status}, {"issues", issues},
-                      {"hasOpenCircuit", false}, {"sessionCount", sessions_.size()},
-                      {"connectionCount", connections_.size()}}));
+void Server::health_check(std::uint64_t, const Envelope& env, Reply reply) {
+  reply(protocol::success_response(env.type, env.id, health_json()));
 }
 
 // ---------------------------------------------------------------- session commands
@@ -494,7 +659,8 @@ void Server::on_agent_exited(session::Session& session, const agent::ExitStatus&
   std::shared_ptr<session::Session> owned =
       it != sessions_.end() && it->second.get() == &session ? it->second : nullptr;
   std::chrono::milliseconds delay{0};
-  bool restarting = owned && options_.agent.restart && !draining_ && session.claim_restart(delay);
+  bool restarting = owned && session.ready() && options_.agent.restart && !draining_ &&
+                    session.claim_restart(delay);
   json data = {{"sessionId", session.id()}, {"restarting", restarting}};
   if (status.exit_code) data["exitCode"] = *status.exit_code;
   if (status.signal) data["signal"] = *status.signal;
@@ -573,6 +739,17 @@ void Server::finish_shutdown() {
     std::vector<Connection*> all;
     connections_.for_each([&](Connection& c) { all.push_back(&c); });
     for (auto* c : all) c->close_gracefully();
+    // A client that does not answer the close frame must not hold the exit for the whole
+    // drain timeout: give the close handshakes a second, then go.
+    drain_timer_.expires_after(std::min<std::chrono::milliseconds>(options_.drain_timeout,
+                                                                   std::chrono::seconds(1)));
+    drain_timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec || !shutdown_done_) return;
+      log::info("shutdown_complete", {{"unclosedConnections", connections_.size()}});
+      auto done = std::move(shutdown_done_);
+      shutdown_done_ = nullptr;
+      done();
+    });
     return;
   }
   drain_timer_.cancel();
@@ -585,28 +762,77 @@ void Server::finish_shutdown() {
 // ---------------------------------------------------------------- HTTP
 
 std::string Server::prometheus_text() const {
-  std::string out;
+  using observability::Labels;
+  observability::PrometheusWriter w;
   auto gauge = [&](const char* name, const char* help, double v) {
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name +
-           " " + std::to_string(static_cast<long long>(v)) + "\n";
+    w.family(name, "gauge", help);
+    w.sample(name, {}, v);
   };
-  auto counter = [&](const char* name, const char* help, std::uint64_t v) {
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name +
-           " " + std::to_string(v) + "\n";
+  auto counter = [&](const char* name, const char* help, double v) {
+    w.family(name, "counter", help);
+    w.sample(name, {}, v);
   };
+  std::size_t agents_running = 0, queued = 0;
+  for (const auto& [id, s] : sessions_) agents_running += s->agent_running();
+  connections_.for_each([&](Connection& c) { queued += c.queued_bytes(); });
+  const auto& ps = pipeline_.stats();
+
   gauge("pi_server_sessions", "Sessions that exist now.", static_cast<double>(sessions_.size()));
-  gauge("pi_server_connections", "Open client connections.",
-        static_cast<double>(connections_.size()));
-  counter("pi_server_responses_total", "Responses sent.", responses_total_);
-  counter("pi_server_events_relayed_total", "Agent events relayed.", relay_stats_.events_relayed);
+  gauge("pi_server_agents_running", "Sessions whose agent process is running.",
+        static_cast<double>(agents_running));
+  gauge("pi_server_connections", "Open client connections.", static_cast<double>(connections_.size()));
+  counter("pi_server_connections_total", "Client connections accepted.",
+          static_cast<double>(connections_total_));
+  w.family("pi_server_commands_total", "counter",
+           "Responses to admitted commands by command and outcome (success or error code).");
+  for (const auto& [key, n] : outcomes_)
+    w.sample("pi_server_commands_total", {{"command", key.first}, {"outcome", key.second}},
+             static_cast<double>(n));
+  w.family("pi_server_command_duration_seconds", "histogram",
+           "Time from admission to response of admitted commands.");
+  w.histogram("pi_server_command_duration_seconds", {}, latency_);
+  w.family("pi_server_errors_total", "counter", "Error responses by code (rejections included).");
+  for (const auto& [code, n] : errors_by_code_)
+    w.sample("pi_server_errors_total", {{"code", code}}, static_cast<double>(n));
+  counter("pi_server_replays_total", "Duplicates answered from the outcome store.",
+          static_cast<double>(ps.replayed));
+  counter("pi_server_command_timeouts_total", "Commands that timed out.", static_cast<double>(ps.timeouts));
+  counter("pi_server_late_replies_total", "Agent answers that came after the command timed out.",
+          static_cast<double>(ps.late_replies));
+  gauge("pi_server_commands_in_flight", "Admitted commands not yet answered.",
+        static_cast<double>(pipeline_.in_flight()));
+  gauge("pi_server_outcomes_stored", "Outcomes in the replay store.",
+        static_cast<double>(pipeline_.outcomes().size()));
+  counter("pi_server_outcomes_evicted_total", "Outcomes evicted from the replay store.",
+          static_cast<double>(pipeline_.outcomes().evictions()));
+  counter("pi_server_events_relayed_total", "Agent events relayed.",
+          static_cast<double>(relay_stats_.events_relayed));
   counter("pi_server_event_bytes_relayed_total", "Bytes of event frames queued to clients.",
-          relay_stats_.event_bytes_relayed);
+          static_cast<double>(relay_stats_.event_bytes_relayed));
   counter("pi_server_events_dropped_total", "Events dropped for slow consumers.",
-          relay_stats_.events_dropped);
-  counter("pi_server_agent_exits_total", "Agent processes that exited.", relay_stats_.agent_exits);
+          static_cast<double>(relay_stats_.events_dropped));
+  gauge("pi_server_outbound_queue_bytes", "Bytes queued to clients, all connections.",
+        static_cast<double>(queued));
+  counter("pi_server_agent_exits_total", "Agent processes that exited.",
+          static_cast<double>(relay_stats_.agent_exits));
   counter("pi_server_agent_restarts_total", "Agents restarted after an unexpected exit.",
-          agent_restarts_);
-  return out;
+          static_cast<double>(agent_restarts_));
+  counter("pi_server_agent_lines_invalid_total", "Agent stdout lines that were not JSON objects.",
+          static_cast<double>(relay_stats_.agent_lines_invalid));
+  counter("pi_server_agent_lines_oversize_total", "Agent stdout lines over the line limit.",
+          static_cast<double>(relay_stats_.agent_lines_oversize));
+  w.family("pi_server_circuit_state", "gauge", "Circuit breaker state: 0 closed, 1 half-open, 2 open.");
+  for (const auto& [key, b] : breakers_.all()) {
+    auto st = b.state();
+    w.sample("pi_server_circuit_state", {{"provider", key}},
+             st == reliability::BreakerState::closed ? 0 : st == reliability::BreakerState::half_open ? 1 : 2);
+  }
+  w.family("pi_server_circuit_failures", "gauge", "Failures counted in the breaker's window.");
+  for (const auto& [key, b] : breakers_.all())
+    w.sample("pi_server_circuit_failures", {{"provider", key}}, static_cast<double>(b.failures()));
+  gauge("pi_server_uptime_seconds", "Seconds since the daemon started.",
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count());
+  return w.text();
 }
 
 HttpAnswer Server::handle_http(std::string_view method, std::string_view target,

@@ -17,6 +17,8 @@
 #include "protocol/envelope.hpp"
 #include "protocol/frames.hpp"
 #include "reliability/asio_scheduler.hpp"
+#include "observability/metrics.hpp"
+#include "reliability/circuit_breaker.hpp"
 #include "reliability/command_pipeline.hpp"
 #include "server/connection_registry.hpp"
 #include "session/session.hpp"
@@ -32,7 +34,8 @@ class Server : public ConnectionHandler,
                public reliability::Delivery {
  public:
   Server(boost::asio::io_context& io, ServerOptions options,
-         reliability::PipelineOptions pipeline_options = {});
+         reliability::PipelineOptions pipeline_options = {},
+         reliability::BreakerOptions breaker_options = {});
   ~Server() override;
 
   // Transports report here.
@@ -66,6 +69,10 @@ class Server : public ConnectionHandler,
   // SessionObserver
   void on_agent_exited(session::Session& session, const agent::ExitStatus& status) override;
   void on_session_quiet(session::Session& session) override;
+  void on_provider_result(session::Session& session, const std::string& provider,
+                          ProviderResult result) override;
+  void on_run_finished(session::Session& session, const std::string& provider,
+                       std::chrono::steady_clock::duration length) override;
 
  private:
   using Handler = void (Server::*)(std::uint64_t, const protocol::Envelope&, Reply);
@@ -85,6 +92,12 @@ class Server : public ConnectionHandler,
   void set_lifecycle_events(std::uint64_t conn, const protocol::Envelope& env, Reply reply);
 
   nlohmann::json metrics_json() const;
+  nlohmann::json health_json() const;
+  std::optional<protocol::Response> admission_check(const reliability::Submission& submission);
+  void on_command_finished(const reliability::Submission& submission,
+                           const protocol::Response& response,
+                           std::chrono::steady_clock::duration took);
+  void schedule_breaker_pruning();
   std::string prometheus_text() const;
   std::filesystem::path prepare_session_dirs(const std::string& session_id);
   void maybe_finish_stdio_drain();
@@ -100,6 +113,11 @@ class Server : public ConnectionHandler,
   SystemClock clock_;
   reliability::AsioScheduler scheduler_;
   reliability::CommandPipeline pipeline_;
+  reliability::CircuitBreakerManager breakers_;
+  std::unordered_map<std::uint64_t, reliability::TokenBucket> rate_limits_;
+  observability::Histogram latency_;
+  // Responses of admitted commands by (command label, outcome: "success" or an error code).
+  std::map<std::pair<std::string, std::string>, std::uint64_t> outcomes_;
   // Connections that opted out of command_* lifecycle events.
   std::set<std::uint64_t> lifecycle_opt_out_;
   std::map<std::string, std::shared_ptr<session::Session>> sessions_;
@@ -112,6 +130,7 @@ class Server : public ConnectionHandler,
   std::uint64_t responses_undeliverable_ = 0;
   std::uint64_t connections_total_ = 0;
   std::uint64_t agent_restarts_ = 0;
+  std::size_t max_pending_per_lane_;
   std::chrono::steady_clock::time_point started_at_;
 
   bool ready_ = false;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <boost/asio/post.hpp>
 
 #include "observability/log.hpp"
@@ -46,7 +47,10 @@ Session::Session(boost::asio::io_context& io, std::string id, agent::SessionLaun
       stats_(stats),
       observer_(observer),
       created_at_(std::chrono::system_clock::now()),
-      last_activity_at_(created_at_) {}
+      last_activity_at_(created_at_) {
+  const std::string& model = launch_.model.empty() ? agent_options_.default_model : launch_.model;
+  provider_ = model.substr(0, model.find('/'));
+}
 
 Session::~Session() {
   if (agent_) {
@@ -158,9 +162,18 @@ void Session::on_agent_response(std::string_view line, std::string_view raw_id) 
 void Session::on_agent_event(std::string_view line, std::string_view type, std::string_view raw_id) {
   std::string rewritten;
   if (type == "agent_start") {
+    if (!running_ || run_started_ == std::chrono::steady_clock::time_point{})
+      run_started_ = std::chrono::steady_clock::now();
     running_ = true;
   } else if (type == "agent_settled") {
     running_ = false;
+    if (run_started_ != std::chrono::steady_clock::time_point{}) {
+      auto length = std::chrono::steady_clock::now() - run_started_;
+      run_started_ = {};
+      observer_.on_run_finished(*this, provider_, length);
+    }
+  } else if (type == "message_end") {
+    observe_message_end(line);
   } else if (type == "extension_ui_request") {
     track_ui_request(line, raw_id);
   } else if (!raw_id.empty()) {
@@ -169,16 +182,51 @@ void Session::on_agent_event(std::string_view line, std::string_view type, std::
     rewritten = client_event_line(line, raw_id);
     line = rewritten;
   }
+  // WebSocket text frames must be UTF-8; an agent can print anything. The check is one
+  // pass over the bytes; the rare bad line is re-serialized with replacement characters.
+  if (!protocol::is_valid_utf8(line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    rewritten = j.is_discarded() ? std::string() : protocol::dump(j);
+    if (rewritten.empty()) {
+      ++stats_.agent_lines_invalid;
+      return;
+    }
+    line = rewritten;
+  }
   std::uint64_t seq = next_seq_++;
   Frame frame = make_frame(protocol::wrap_event(quoted_id_, seq, line));
   ++stats_.events_relayed;
   for (auto conn_id : subscribers_) {
     if (Connection* c = connections_.find(conn_id)) {
-      stats_.event_bytes_relayed += frame->size();
-      if (c->send_event(frame, id_, seq) == SendStatus::dropped) ++stats_.events_dropped;
+      switch (c->send_event(frame, id_, seq)) {
+        case SendStatus::queued: stats_.event_bytes_relayed += frame->size(); break;
+        case SendStatus::dropped: ++stats_.events_dropped; break;
+        case SendStatus::closed: break;
+      }
     }
   }
   if (type == "agent_settled" && quiet()) observer_.on_session_quiet(*this);
+}
+
+void Session::observe_message_end(std::string_view line) {
+  // Three small scans per assistant message, not per delta: message_end is rare.
+  std::string_view message;
+  protocol::scan_object(line, [&](std::string_view key, std::string_view value) {
+    if (key == "message") message = value;
+    return true;
+  });
+  std::string_view role, stop_reason, provider;
+  protocol::scan_object(message, [&](std::string_view key, std::string_view value) {
+    if (key == "role") role = protocol::simple_string(value).value_or("");
+    if (key == "stopReason") stop_reason = protocol::simple_string(value).value_or("");
+    if (key == "provider") provider = protocol::simple_string(value).value_or("");
+    return true;
+  });
+  if (role != "assistant") return;
+  if (!provider.empty()) provider_ = std::string(provider);
+  using R = SessionObserver::ProviderResult;
+  R result = stop_reason == "error" ? R::failure : stop_reason == "aborted" ? R::aborted : R::success;
+  observer_.on_provider_result(*this, provider_, result);
 }
 
 std::string Session::client_event_line(std::string_view line, std::string_view raw_id) {
@@ -210,7 +258,8 @@ void Session::track_ui_request(std::string_view line, std::string_view raw_id) {
       if (auto m = protocol::simple_string(value)) method = *m;
     } else if (key == "timeout") {
       std::uint64_t ms = 0;
-      if (std::sscanf(std::string(value).c_str(), "%lu", &ms) == 1) own_timeout_ms = ms;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), ms);
+      if (ec == std::errc() && end == value.data() + value.size()) own_timeout_ms = ms;
     }
     return true;
   });
@@ -234,11 +283,15 @@ void Session::track_ui_request(std::string_view line, std::string_view raw_id) {
     return;
   }
   auto timeout = agent_options_.ui_timeout;
-  // A dialog with its own timeout resolves itself inside pi; stop tracking it then.
-  if (own_timeout_ms)
-    timeout = std::min(timeout, std::chrono::milliseconds(*own_timeout_ms + 1000));
+  // A dialog whose own timeout comes first resolves itself inside pi (no line is written):
+  // stop tracking it then. Otherwise our timeout cancels it.
+  bool resolves_itself = false;
+  if (own_timeout_ms && std::chrono::milliseconds(*own_timeout_ms + 1000) <= timeout) {
+    timeout = std::chrono::milliseconds(*own_timeout_ms + 1000);
+    resolves_itself = true;
+  }
   auto timer = std::make_unique<boost::asio::steady_timer>(io_, timeout);
-  timer->async_wait([this, key, self_own = own_timeout_ms.has_value(),
+  timer->async_wait([this, key, self_own = resolves_itself,
                      alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
     if (ec || alive.expired()) return;
     if (self_own) {

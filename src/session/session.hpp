@@ -50,6 +50,13 @@ class SessionObserver {
   virtual void on_agent_exited(Session& session, const agent::ExitStatus& status) = 0;
   // A run finished (agent_settled) or the last pending command was answered.
   virtual void on_session_quiet(Session& session) = 0;
+  // What the agent's events say about its LLM provider: one per assistant message_end
+  // (stopReason error = failure, aborted = neither), and each run's length at agent_settled.
+  enum class ProviderResult { success, failure, aborted };
+  virtual void on_provider_result(Session& session, const std::string& provider,
+                                  ProviderResult result) {}
+  virtual void on_run_finished(Session& session, const std::string& provider,
+                               std::chrono::steady_clock::duration length) {}
 };
 
 class Session {
@@ -68,6 +75,9 @@ class Session {
   std::optional<std::string> start_agent();
   bool agent_running() const { return agent_ && !agent_->exited(); }
   std::optional<pid_t> agent_pid() const;
+  // Set once the first agent answered: only then does a crash lead to a restart.
+  void mark_ready() { ready_ = true; }
+  bool ready() const { return ready_; }
 
   // Sends a session command to the agent; `done` gets the agent's answer mapped back to the
   // client's id and type, or agent_exited if the agent dies first.
@@ -95,6 +105,9 @@ class Session {
   // No run in progress and no command waiting for the agent.
   bool quiet() const { return !running_ && pending_.empty(); }
   std::uint64_t version() const { return version_; }
+  // The LLM provider this session talks to: from its model, then from what the agent's
+  // assistant messages report.
+  const std::string& provider() const { return provider_; }
   std::uint64_t last_seq() const { return next_seq_ - 1; }
 
   // {sessionId, name?, cwd, model, state, createdAt, lastActivityAt, subscriberCount}
@@ -119,6 +132,7 @@ class Session {
   void answer_ui(const protocol::Envelope& envelope, Completion done);
   std::string client_event_line(std::string_view line, std::string_view raw_id);
   void on_agent_stderr(std::string_view line);
+  void observe_message_end(std::string_view line);
   void on_agent_exit(const agent::ExitStatus& status);
   void fail_pending(const std::string& message);
   void touch();
@@ -139,6 +153,8 @@ class Session {
   std::uint64_t next_seq_ = 1;
   std::uint64_t version_ = 0;
   bool running_ = false;
+  std::string provider_;
+  std::chrono::steady_clock::time_point run_started_{};
   std::map<std::string, std::unique_ptr<boost::asio::steady_timer>> pending_ui_;
   std::deque<std::string> ui_order_;
   std::deque<std::chrono::steady_clock::time_point> restart_times_;
@@ -146,6 +162,7 @@ class Session {
   // Lets timers and posted work tell that the session is gone (they hold a weak_ptr).
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   bool stopping_ = false;
+  bool ready_ = false;
   std::function<void()> stopped_;
   std::chrono::system_clock::time_point created_at_;
   std::chrono::system_clock::time_point last_activity_at_;

@@ -1,4 +1,5 @@
 // The TCP listener: plain HTTP routes and WebSocket upgrades on one port.
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -42,8 +43,24 @@ asio::awaitable<void> serve_http(tcp::socket socket, ConnectionHandler* ws_handl
     auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
     if (ec) co_return;  // eof, timeout or a malformed request: just close
     auto request = parser.release();
-    if (websocket::is_upgrade(request)) {
-      if (ws_handler) {
+    if (websocket::is_upgrade(request) && ws_handler) {
+      auto origin = request[http::field::origin];
+      bool allowed = origin.empty() ||
+                     std::find(limits.allowed_origins.begin(), limits.allowed_origins.end(),
+                               std::string_view(origin)) != limits.allowed_origins.end();
+      if (!allowed) {
+        log::warn("origin_refused", {{"origin", std::string(origin.substr(0, 200))}});
+        http::response<http::string_body> refused{http::status::forbidden, request.version()};
+        refused.set(http::field::content_type, "application/json");
+        refused.body() = R"({"error":"origin not allowed"})";
+        refused.keep_alive(false);
+        refused.prepare_payload();
+        co_await http::async_write(stream, refused, kTuple);
+        beast::error_code ignored;
+        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        co_return;
+      }
+      {
         stream.expires_never();
         auto conn = std::make_shared<WebSocketConnection>(std::move(stream), *ws_handler, limits);
         co_await conn->run(std::move(request));

@@ -59,6 +59,8 @@ class StdioConnection : public Connection,
     return s;
   }
 
+  std::size_t queued_bytes() const override { return queue_.bytes(); }
+
   void close_gracefully() override {
     if (!open_) return;
     close_requested_ = true;

@@ -29,6 +29,7 @@ class WebSocketConnection : public Connection,
   SendStatus send_control(Frame frame) override;
   SendStatus send_event(Frame frame, std::string_view session_id, std::uint64_t seq) override;
   void close_gracefully() override;
+  std::size_t queued_bytes() const override { return queue_.bytes(); }
 
  private:
   boost::asio::awaitable<void> writer();

@@ -224,7 +224,8 @@ std::size_t open_fds(pid_t pid) {
 }  // namespace
 
 TEST(AgentLifecycle, HundredSessionsLeaveNoZombieAndNoLeakedFd) {
-  Daemon d;
+  // 400 commands as fast as the client can send: above the default per-connection rate.
+  Daemon d({.args = {"--rate-limit", "100000", "--rate-burst", "100000"}});
   WsClient c(d.port());
   ASSERT_TRUE(c.next());
   // Warm up once so lazily opened descriptors (the demo listener, logs) are counted before.

@@ -47,6 +47,9 @@ struct WsClient::Impl {
   asio::io_context io;
   websocket::stream<tcp::socket> ws{io};
   beast::flat_buffer buffer;
+  bool reading = false;
+  bool done = false;
+  beast::error_code result;
 };
 
 WsClient::WsClient(std::uint16_t port, std::vector<std::pair<std::string, std::string>> headers)
@@ -62,48 +65,60 @@ WsClient::WsClient(std::uint16_t port, std::vector<std::pair<std::string, std::s
 WsClient::~WsClient() {
   beast::error_code ec;
   impl_->ws.next_layer().close(ec);
+  impl_->io.restart();
+  impl_->io.run();  // let a pending read finish with operation_aborted
 }
 
 void WsClient::send(const nlohmann::json& command) { send_text(command.dump()); }
 
-void WsClient::send_text(const std::string& text) {
-  impl_->ws.text(true);
-  impl_->ws.write(asio::buffer(text));
-}
+// Writes are asynchronous too: Beast allows one read and one write in flight, and a read
+// may be pending from an earlier timed-out next().
+void WsClient::send_text(const std::string& text) { write(text, true); }
+void WsClient::send_binary(const std::string& bytes) { write(bytes, false); }
 
-void WsClient::send_binary(const std::string& bytes) {
-  impl_->ws.binary(true);
-  impl_->ws.write(asio::buffer(bytes));
+void WsClient::write(const std::string& data, bool text) {
+  auto& impl = *impl_;
+  impl.ws.text(text);
+  bool written = false;
+  beast::error_code result;
+  impl.ws.async_write(asio::buffer(data), [&](beast::error_code ec, std::size_t) {
+    result = ec;
+    written = true;
+  });
+  impl.io.restart();
+  while (!written && impl.io.run_one_for(std::chrono::seconds(10)) > 0) {
+  }
+  if (!written || result) throw std::runtime_error("websocket write failed: " + result.message());
 }
 
 std::optional<std::string> WsClient::next_raw(std::chrono::milliseconds timeout) {
-  // Asio's synchronous reads ignore SO_RCVTIMEO (they poll without a timeout), so read
-  // asynchronously and run the private io_context for at most `timeout`.
-  beast::error_code result;
-  bool done = false;
-  impl_->buffer.consume(impl_->buffer.size());
-  impl_->ws.async_read(impl_->buffer, [&](beast::error_code ec, std::size_t) {
-    result = ec;
-    done = true;
-  });
-  impl_->io.restart();
-  impl_->io.run_for(timeout);
-  if (!done) {
-    beast::error_code ignored;
-    impl_->ws.next_layer().cancel(ignored);
-    impl_->io.restart();
-    impl_->io.run();
-    return std::nullopt;
+  // Asio's synchronous reads ignore SO_RCVTIMEO, so read asynchronously and run the private
+  // io_context for at most `timeout`. A read that times out stays pending and is picked up
+  // by the next call, so a quiet period never breaks the stream.
+  auto& impl = *impl_;
+  if (!impl.reading) {
+    impl.reading = true;
+    impl.done = false;
+    impl.buffer.consume(impl.buffer.size());
+    impl.ws.async_read(impl.buffer, [&impl](beast::error_code ec, std::size_t) {
+      impl.result = ec;
+      impl.done = true;
+    });
   }
-  if (result) {
-    if (std::getenv("PI_SERVER_TEST_ECHO_LOGS")) std::fprintf(stderr, "[client] read: %s\n", result.message().c_str());
+  impl.io.restart();
+  impl.io.run_for(timeout);
+  if (!impl.done) return std::nullopt;
+  impl.reading = false;
+  if (impl.result) {
+    if (std::getenv("PI_SERVER_TEST_ECHO_LOGS"))
+      std::fprintf(stderr, "[client] read: %s\n", impl.result.message().c_str());
     // The close frame's code is recorded even when Beast's teardown after it fails (the
     // server may already have shut the TCP connection down).
-    if (result == websocket::error::closed || impl_->ws.reason().code != 0)
-      close_code_ = impl_->ws.reason().code;
+    if (impl.result == websocket::error::closed || impl.ws.reason().code != 0)
+      close_code_ = impl.ws.reason().code;
     return std::nullopt;
   }
-  std::string text = beast::buffers_to_string(impl_->buffer.data());
+  std::string text = beast::buffers_to_string(impl.buffer.data());
   raw_history_.push_back(text);
   return text;
 }
@@ -142,8 +157,11 @@ nlohmann::json WsClient::request(nlohmann::json command, std::chrono::millisecon
 }
 
 void WsClient::close() {
-  beast::error_code ec;
-  impl_->ws.close(websocket::close_code::normal, ec);
+  bool closed = false;
+  impl_->ws.async_close(websocket::close_code::normal, [&](beast::error_code) { closed = true; });
+  impl_->io.restart();
+  while (!closed && impl_->io.run_one_for(std::chrono::seconds(5)) > 0) {
+  }
 }
 
 }  // namespace pi_server::testing

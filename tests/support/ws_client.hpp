@@ -53,6 +53,7 @@ class WsClient {
   void close();
 
  private:
+  void write(const std::string& data, bool text);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::vector<nlohmann::json> history_;
