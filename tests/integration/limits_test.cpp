@@ -1,0 +1,142 @@
+// Circuit breakers, rate limits, health and metrics through the real daemon.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <thread>
+
+#include <sys/wait.h>
+
+#include "agent/spawner.hpp"
+#include "daemon.hpp"
+#include "prometheus_check.hpp"
+#include "session_helpers.hpp"
+#include "ws_client.hpp"
+
+using namespace pi_server::testing;
+using nlohmann::json;
+using namespace pi_server;
+
+TEST(Limits, ProviderErrorsOpenTheCircuitAndAProbeClosesIt) {
+  Daemon d({.args = {"--breaker-failures", "3", "--breaker-recovery-ms", "600",
+                     "--breaker-half-open-probes", "1"}});
+  WsClient c(d.port());
+  open_session(c, "cb");
+  for (int i = 0; i < 3; ++i) run_prompt(c, "cb", "error 500", "e" + std::to_string(i));
+  auto rejected = c.request({{"type", "prompt"}, {"id", "blocked"}, {"sessionId", "cb"}, {"message", "hi"}});
+  EXPECT_EQ(rejected["success"], false);
+  EXPECT_EQ(rejected["code"], "circuit_open");
+  EXPECT_TRUE(rejected["data"]["retryAfterMs"].is_number());
+  std::string message = rejected["error"];
+  EXPECT_EQ(message.rfind("Circuit open for pi-server-demo (recovery in ", 0), 0u) << message;
+  // Read-only commands still work.
+  EXPECT_EQ(c.request({{"type", "get_state"}, {"id", "g"}, {"sessionId", "cb"}})["success"], true);
+  auto health = c.request({{"type", "health_check"}, {"id", "h1"}});
+  EXPECT_EQ(health["data"]["hasOpenCircuit"], true);
+  EXPECT_EQ(health["data"]["status"], "degraded");
+  auto metrics = c.request({{"type", "get_metrics"}, {"id", "m1"}});
+  EXPECT_EQ(metrics["data"]["circuitBreakers"]["pi-server-demo"]["state"], "open");
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));  // recovery time (not a timing assertion)
+  run_prompt(c, "cb", "stream 2", "probe");
+  auto after = c.request({{"type", "health_check"}, {"id", "h2"}});
+  EXPECT_EQ(after["data"]["hasOpenCircuit"], false);
+  EXPECT_EQ(after["data"]["status"], "ok");
+  EXPECT_EQ(c.request({{"type", "prompt"}, {"id", "again"}, {"sessionId", "cb"}, {"message", "hi"}})["success"], true);
+}
+
+TEST(Limits, RateLimitRejectsBeyondTheBurstAndReplaysAreFree) {
+  Daemon d({.args = {"--rate-limit", "1", "--rate-burst", "3"}});
+  WsClient c(d.port());
+  ASSERT_TRUE(c.next());
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(c.request({{"type", "list_sessions"}, {"id", "l" + std::to_string(i)}})["success"], true);
+  auto limited = c.request({{"type", "list_sessions"}, {"id", "l3"}});
+  EXPECT_EQ(limited["code"], "rate_limited");
+  EXPECT_TRUE(limited["data"]["retryAfterMs"].is_number());
+  auto replay = c.request({{"type", "list_sessions"}, {"id", "l0"}});
+  EXPECT_EQ(replay["replayed"], true) << "replays cost no token";
+  // Another connection has its own bucket.
+  WsClient other(d.port());
+  ASSERT_TRUE(other.next());
+  EXPECT_EQ(other.request({{"type", "list_sessions"}, {"id", "o"}})["success"], true);
+}
+
+TEST(Limits, MaxSessionsAndMaxConnections) {
+  Daemon d({.args = {"--max-sessions", "1", "--max-connections", "2"}});
+  WsClient a(d.port());
+  open_session(a, "one");
+  auto second = a.request({{"type", "create_session"}, {"id", "two"}, {"sessionId", "two"}});
+  EXPECT_EQ(second["code"], "limit_reached");
+  WsClient b(d.port());
+  ASSERT_TRUE(b.next());
+  WsClient third(d.port());
+  auto r = third.next();
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)["code"], "limit_reached");
+}
+
+TEST(Limits, MetricsEndpointIsValidPrometheusText) {
+  Daemon d;
+  WsClient c(d.port());
+  open_session(c, "m");
+  run_prompt(c, "m", "stream 3", "p");
+  c.request({{"type", "get_state"}, {"id", "g"}, {"sessionId", "nope"}});
+  auto metrics = http_get(d.port(), "/metrics");
+  EXPECT_EQ(metrics.status, 200u);
+  EXPECT_EQ(metrics.content_type.rfind("text/plain; version=0.0.4", 0), 0u);
+  EXPECT_EQ(validate_prometheus(metrics.body), "") << metrics.body;
+  for (const char* name : {"pi_server_sessions 1", "pi_server_commands_total{command=\"prompt\",outcome=\"success\"} 1",
+                           "pi_server_errors_total{code=\"session_not_found\"} 1",
+                           "pi_server_command_duration_seconds_count", "pi_server_events_relayed_total",
+                           "pi_server_circuit_state{provider=\"pi-server-demo\"} 0"})
+    EXPECT_NE(metrics.body.find(name), std::string::npos) << name;
+  auto json_metrics = c.request({{"type", "get_metrics"}, {"id", "gm"}});
+  EXPECT_EQ(json_metrics["data"]["sessionCount"], 1);
+  EXPECT_EQ(json_metrics["data"]["commandsByOutcome"]["prompt"]["success"], 1);
+}
+
+TEST(Limits, BrowserOriginsAreRefusedUnlessAllowed) {
+  Daemon d({.args = {"--allow-origin", "https://ok.example"}});
+  EXPECT_THROW(WsClient(d.port(), {{"Origin", "https://evil.example"}}), std::exception);
+  WsClient allowed(d.port(), {{"Origin", "https://ok.example"}});
+  EXPECT_TRUE(allowed.next());
+  WsClient no_origin(d.port());
+  EXPECT_TRUE(no_origin.next());
+}
+
+TEST(Limits, NonLoopbackListenIsRefusedWithExitCode2) {
+  TempDir state;
+  agent::SpawnRequest req;
+  req.argv = {daemon_binary(), "--listen", "0.0.0.0:0", "--state-dir", state.path()};
+  auto spawned = agent::spawn_process(req);
+  ASSERT_TRUE(std::holds_alternative<agent::SpawnedProcess>(spawned));
+  auto p = std::get<agent::SpawnedProcess>(spawned);
+  siginfo_t info{};
+  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(p.pid), &info, WEXITED), 0);
+  EXPECT_EQ(info.si_code, CLD_EXITED);
+  EXPECT_EQ(info.si_status, 2);
+  for (int fd : {p.pidfd, p.stdin_fd, p.stdout_fd, p.stderr_fd}) ::close(fd);
+}
+
+TEST(Limits, SighupDoesNotStopTheDaemon) {
+  Daemon d;
+  ::kill(d.pid(), SIGHUP);
+  EXPECT_TRUE(d.wait_log("sighup_ignored", std::chrono::seconds(5)));
+  EXPECT_EQ(http_get(d.port(), "/healthz").status, 200u);
+}
+
+TEST(Limits, ReadyzIs503WhileDraining) {
+  Daemon d({.args = {"--drain-timeout-ms", "3000"}});
+  WsClient c(d.port());
+  open_session(c, "busy");
+  // A stopped agent delays the drain (it cannot react to EOF until SIGTERM after 1.5 s).
+  auto state = c.request({{"type", "get_state"}, {"id", "g"}, {"sessionId", "busy"}});
+  pid_t agent = state["data"]["pid"];
+  ::kill(agent, SIGSTOP);
+  ::kill(d.pid(), SIGTERM);
+  ASSERT_TRUE(d.wait_log("shutdown_started", std::chrono::seconds(5)));
+  EXPECT_EQ(http_get(d.port(), "/readyz").status, 503u);
+  EXPECT_EQ(http_get(d.port(), "/healthz").status, 200u);
+  ::kill(agent, SIGCONT);
+  EXPECT_EQ(d.wait_exit(std::chrono::seconds(15)), 0);
+}
