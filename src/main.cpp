@@ -159,6 +159,12 @@ int main(int argc, char** argv) {
   app.add_option("--drain-timeout-ms", drain_timeout_ms,
                  "On SIGTERM/SIGINT (or stdin EOF in stdio-only mode): time allowed to finish")
       ->capture_default_str();
+  app.add_option("--outbound-high-water-bytes", options.connection.high_water_bytes,
+                 "Queued bytes per connection above which session events are dropped for it")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--outbound-hard-cap-bytes", options.connection.hard_cap_bytes,
+                 "Queued bytes per connection above which it is closed")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--heartbeat-seconds", heartbeat_seconds,
                  "WebSocket ping interval; a peer silent for twice this is closed")
       ->capture_default_str()->check(CLI::PositiveNumber);
