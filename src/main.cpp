@@ -119,13 +119,13 @@ int main(int argc, char** argv) {
   std::uint64_t breaker_slow_ms = breaker.slow_call.count();
   std::uint64_t breaker_idle_ms = breaker.idle_ttl.count();
   app.add_option("--max-pending-per-lane", pipeline.max_pending_per_lane,
-                 "Commands waiting in one session's lane before limit_reached")
+                 "Commands waiting in one lane (each session's, the server's) before limit_reached")
       ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--max-outcomes", pipeline.max_outcomes, "Outcomes kept for replay")
       ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--outcome-max-age-seconds", outcome_max_age_s, "Age after which outcomes are evicted")
       ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--read-timeout-ms", read_timeout_ms, "Timeout of read-only commands (get_*, list_*)")
+  app.add_option("--read-timeout-ms", read_timeout_ms, "Timeout of read-only commands (get_*, list_sessions, health_check)")
       ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--command-timeout-ms", command_timeout_ms, "Timeout of most other commands")
       ->capture_default_str()->check(CLI::PositiveNumber);

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <memory>
 
-#include "protocol/frames.hpp"
 
 namespace pi_server::log {
 namespace {
@@ -75,10 +74,11 @@ void write(Level level, std::string_view msg, const nlohmann::json& fields) {
     j["msg"] = msg;
     if (fields.is_object())
       for (auto it = fields.begin(); it != fields.end(); ++it) j[it.key()] = it.value();
-    line = protocol::dump(j);
+    line = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   } else {
     line = timestamp() + " " + std::string(level_name(level)) + " " + std::string(msg);
-    if (fields.is_object() && !fields.empty()) line += " " + protocol::dump(fields);
+    if (fields.is_object() && !fields.empty())
+      line += " " + fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   s.logger->log(spdlog::level::info, spdlog::string_view_t(line.data(), line.size()));
 }

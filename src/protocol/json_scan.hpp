@@ -5,6 +5,7 @@
 // once, this far, and then forwarded byte for byte.
 #include <functional>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace pi_server::protocol {
@@ -23,6 +24,9 @@ std::optional<std::string_view> simple_string(std::string_view raw_value);
 
 // True if `text` is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF).
 bool is_valid_utf8(std::string_view text);
+// A copy of `text` with every byte that is not part of a well-formed UTF-8 sequence
+// replaced by U+FFFD. JSON's structural characters are ASCII, so a JSON text stays JSON.
+std::string sanitize_utf8(std::string_view text);
 
 // The top-level "type" and "id" of an agent line: what routing needs.
 struct AgentLineHead {

@@ -58,6 +58,13 @@ void CircuitBreaker::trim(std::deque<SteadyTime>& events) const {
   while (!events.empty() && now - events.front() > options_.window) events.pop_front();
 }
 
+std::size_t CircuitBreaker::recent(const std::deque<SteadyTime>& events) const {
+  auto now = clock_.steady_now();
+  std::size_t n = 0;
+  for (auto t : events) n += now - t <= options_.window;
+  return n;
+}
+
 void CircuitBreaker::open_now() {
   state_ = BreakerState::open;
   opened_at_ = clock_.steady_now();

@@ -44,13 +44,15 @@ class CircuitBreaker {
   void release_probe();
 
   BreakerState state() const;
-  std::size_t failures() const { return failures_.size(); }
-  std::size_t slow_calls() const { return slow_.size(); }
+  // Failures / slow runs inside the window now.
+  std::size_t failures() const { return recent(failures_); }
+  std::size_t slow_calls() const { return recent(slow_); }
   std::uint64_t times_opened() const { return times_opened_; }
   SteadyTime last_used() const { return last_used_; }
 
  private:
   void trim(std::deque<SteadyTime>& events) const;
+  std::size_t recent(const std::deque<SteadyTime>& events) const;
   void open_now();
 
   const Clock& clock_;

@@ -43,6 +43,23 @@ CommandPipeline::CommandPipeline(const Clock& clock, Scheduler& scheduler, Execu
 
 CommandPipeline::~CommandPipeline() = default;
 
+bool CommandPipeline::is_retryable_rejection(const Response& response) {
+  // Refusals that say "not now" (a limit, the drain) or "not like this" (a bad field): the
+  // same id must be usable again, so they are answered but never stored for replay.
+  if (response.success || !response.code) return false;
+  switch (*response.code) {
+    case ErrorCode::limit_reached:
+    case ErrorCode::rate_limited:
+    case ErrorCode::circuit_open:
+    case ErrorCode::shutting_down:
+    case ErrorCode::invalid_command:
+    case ErrorCode::payload_too_large:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool CommandPipeline::bypasses_lane(std::string_view type) {
   return type == "abort" || type == "abort_bash" || type == "abort_retry" ||
          type == "extension_ui_response";
@@ -89,7 +106,7 @@ void CommandPipeline::submit(Submission sub) {
       delivery_.deliver(sub.connection_id,
                         protocol::error_response(env.type, env.id, ErrorCode::conflict,
                                                  "A command with this " +
-                                                     std::string(env.id ? "id" : "idempotencyKey") +
+                                                     std::string(found.by_id ? "id" : "idempotencyKey") +
                                                      " was already seen with a different payload"));
       return;
     }
@@ -107,12 +124,6 @@ void CommandPipeline::submit(Submission sub) {
       return;
     }
   }
-  if (admission_check_) {
-    if (auto rejection = admission_check_(sub)) {
-      delivery_.deliver(sub.connection_id, *rejection);
-      return;
-    }
-  }
   auto job = std::make_shared<Job>();
   job->lane = lane_of(env);
   job->bypass = bypasses_lane(env.type);
@@ -125,6 +136,14 @@ void CommandPipeline::submit(Submission sub) {
                                             std::to_string(options_.max_pending_per_lane) + ")");
       r.session_id = env.session_id;
       delivery_.deliver(sub.connection_id, r);
+      return;
+    }
+  }
+  // Rate limits and circuit breakers last: a breaker's half-open check takes a probe slot,
+  // which must only happen for a command that is then admitted.
+  if (admission_check_) {
+    if (auto rejection = admission_check_(sub)) {
+      delivery_.deliver(sub.connection_id, *rejection);
       return;
     }
   }
@@ -314,7 +333,10 @@ void CommandPipeline::finish(const std::shared_ptr<Job>& job, Response response)
   response.replayed = false;
   // Store first, then answer (DESIGN §4): a duplicate arriving from now on gets this outcome.
   OutcomeStore::DoneCallbacks callbacks;
-  if (job->record) callbacks = store_.complete(job->record, response);
+  if (job->record) {
+    callbacks = is_retryable_rejection(response) ? store_.abandon(job->record, response)
+                                                 : store_.complete(job->record, response);
+  }
   delivery_.deliver(job->sub.connection_id, response);
   if (finished_hook_) finished_hook_(job->sub, response, clock_.steady_now() - job->admitted);
   if (wants_lifecycle(job->sub)) {

@@ -110,6 +110,8 @@ class CommandPipeline {
   // held by a long command (abort during bash, answers to dialogs).
   static bool bypasses_lane(std::string_view type);
   static bool is_read_only(std::string_view type);
+  // Rejections answered but not stored, so a retry with the same id can succeed.
+  static bool is_retryable_rejection(const protocol::Response& response);
 
  private:
   struct Job;

@@ -35,16 +35,20 @@ OutcomeStore::Found OutcomeStore::find(const std::string& principal, const proto
                                        const std::string& fp) {
   evict();
   std::shared_ptr<OutcomeRecord> record;
+  bool by_id = false;
   if (env.id) {
     auto it = index_.find(id_key(principal, *env.id));
-    if (it != index_.end()) record = it->second;
+    if (it != index_.end()) {
+      record = it->second;
+      by_id = true;
+    }
   }
   if (!record && env.idempotency_key) {
     auto it = index_.find(idem_key(principal, env));
     if (it != index_.end()) record = it->second;
   }
   if (!record) return {};
-  return {record, record->fingerprint == fp ? Match::same : Match::conflict};
+  return {record, record->fingerprint == fp ? Match::same : Match::conflict, by_id};
 }
 
 std::shared_ptr<OutcomeRecord> OutcomeStore::find_by_id(const std::string& principal,
@@ -87,6 +91,22 @@ OutcomeStore::DoneCallbacks OutcomeStore::complete(const std::shared_ptr<Outcome
   in_flight_.erase(record);
   finished_.push_back(record);
   evict();
+  auto callbacks = std::move(record->on_done);
+  record->on_done.clear();
+  return callbacks;
+}
+
+OutcomeStore::DoneCallbacks OutcomeStore::abandon(const std::shared_ptr<OutcomeRecord>& record,
+                                                  protocol::Response response) {
+  if (record->done) return {};
+  record->done = true;
+  record->response = std::move(response);
+  in_flight_.erase(record);
+  for (const auto* key : {&record->id_key, &record->idem_key}) {
+    if (key->empty()) continue;
+    auto it = index_.find(*key);
+    if (it != index_.end() && it->second == record) index_.erase(it);
+  }
   auto callbacks = std::move(record->on_done);
   record->on_done.clear();
   return callbacks;

@@ -53,6 +53,7 @@ class OutcomeStore {
   struct Found {
     std::shared_ptr<OutcomeRecord> record;
     Match match = Match::none;
+    bool by_id = false;  // matched on `id` (else on `idempotencyKey`)
   };
   // Looks the identity up: by id first, then by idempotency key.
   Found find(const std::string& principal, const protocol::Envelope& env, const std::string& fp);
@@ -68,6 +69,11 @@ class OutcomeStore {
   // has sent the original response (so the first answer goes out first).
   [[nodiscard]] DoneCallbacks complete(const std::shared_ptr<OutcomeRecord>& record,
                                        protocol::Response response);
+
+  // Forgets an in-flight command without storing an outcome (a rejection a retry must be
+  // able to get past). Returns its on_done callbacks, like complete().
+  [[nodiscard]] DoneCallbacks abandon(const std::shared_ptr<OutcomeRecord>& record,
+                                      protocol::Response response);
 
   std::size_t size() const { return finished_.size() + in_flight_.size(); }
   std::uint64_t evictions() const { return evictions_; }

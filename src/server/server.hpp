@@ -98,6 +98,9 @@ class Server : public ConnectionHandler,
                            const protocol::Response& response,
                            std::chrono::steady_clock::duration took);
   void schedule_breaker_pruning();
+  // Applies `record` to a breaker and logs a state change.
+  void record_breaker(const std::string& key,
+                      const std::function<void(reliability::CircuitBreaker&)>& record);
   std::string prometheus_text() const;
   std::filesystem::path prepare_session_dirs(const std::string& session_id);
   void maybe_finish_stdio_drain();

@@ -49,7 +49,9 @@ Session::Session(boost::asio::io_context& io, std::string id, agent::SessionLaun
       created_at_(std::chrono::system_clock::now()),
       last_activity_at_(created_at_) {
   const std::string& model = launch_.model.empty() ? agent_options_.default_model : launch_.model;
-  provider_ = model.substr(0, model.find('/'));
+  // "provider/id"; a bare model id names no provider until the agent reports one.
+  auto slash = model.find('/');
+  if (slash != std::string::npos) provider_ = model.substr(0, slash);
 }
 
 Session::~Session() {
@@ -183,15 +185,11 @@ void Session::on_agent_event(std::string_view line, std::string_view type, std::
     line = rewritten;
   }
   // WebSocket text frames must be UTF-8; an agent can print anything. The check is one
-  // pass over the bytes; the rare bad line is re-serialized with replacement characters.
+  // pass over the bytes; the rare bad line gets U+FFFD for each bad byte.
   if (!protocol::is_valid_utf8(line)) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    rewritten = j.is_discarded() ? std::string() : protocol::dump(j);
-    if (rewritten.empty()) {
-      ++stats_.agent_lines_invalid;
-      return;
-    }
+    rewritten = protocol::sanitize_utf8(line);
     line = rewritten;
+    log::debug("agent_line_utf8_repaired", {{"session", id_}, {"bytes", line.size()}});
   }
   std::uint64_t seq = next_seq_++;
   Frame frame = make_frame(protocol::wrap_event(quoted_id_, seq, line));

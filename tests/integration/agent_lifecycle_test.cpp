@@ -253,3 +253,39 @@ TEST(AgentLifecycle, HundredSessionsLeaveNoZombieAndNoLeakedFd) {
   for (pid_t pid : pids) EXPECT_FALSE(process_exists(pid)) << "agent " << pid << " left behind";
   EXPECT_EQ(open_fds(d.pid()), fds_before);
 }
+
+TEST(AgentLifecycle, FloodingAgentAgainstAStalledConsumerStaysBounded) {
+  // 1 MiB high-water mark: a consumer that does not read loses events, never memory.
+  Daemon d({.args = {"--outbound-high-water-bytes", "1048576"}});
+  WsClient slow(d.port());
+  open_session(slow, "flood");
+  slow.send({{"type", "prompt"}, {"id", "f"}, {"sessionId", "flood"}, {"message", "flood 300000"}});
+  // Meanwhile another client is served normally.
+  WsClient other(d.port());
+  ASSERT_TRUE(other.next());
+  auto state = other.request({{"type", "get_state"}, {"id", "g"}, {"sessionId", "flood"}});
+  EXPECT_EQ(state["success"], true);
+  // Wait until the agent has finished writing, then let the slow consumer read.
+  for (int i = 0; i < 200; ++i) {
+    auto m = other.request({{"type", "get_metrics"}, {"id", "m" + std::to_string(i)}});
+    if (m["data"]["eventsDropped"].get<std::uint64_t>() > 0 &&
+        m["data"]["agentsRunning"] == 1 && m["data"]["eventsRelayed"].get<std::uint64_t>() >= 300000)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  auto dropped = slow.seen_or_wait(
+      [](const json& j) { return j.value("type", "") == "events_dropped"; }, std::chrono::seconds(60));
+  ASSERT_TRUE(dropped);
+  EXPECT_EQ((*dropped)["data"]["sessionId"], "flood");
+  EXPECT_LE((*dropped)["data"]["fromSeq"], (*dropped)["data"]["toSeq"]);
+  // Everything delivered before the notice is contiguous; the notice names the gap.
+  std::uint64_t last = 0;
+  for (const auto& e : session_events(slow, "flood")) {
+    if (e["seq"].get<std::uint64_t>() >= (*dropped)["data"]["fromSeq"].get<std::uint64_t>()) break;
+    EXPECT_EQ(e["seq"].get<std::uint64_t>(), last + 1);
+    last = e["seq"];
+  }
+  EXPECT_EQ(last + 1, (*dropped)["data"]["fromSeq"].get<std::uint64_t>());
+  auto status = other.request({{"type", "get_metrics"}, {"id", "final"}});
+  EXPECT_GT(status["data"]["eventsDropped"].get<std::uint64_t>(), 0u);
+}

@@ -137,6 +137,13 @@ TEST(Limits, ReadyzIs503WhileDraining) {
   ASSERT_TRUE(d.wait_log("shutdown_started", std::chrono::seconds(5)));
   EXPECT_EQ(http_get(d.port(), "/readyz").status, 503u);
   EXPECT_EQ(http_get(d.port(), "/healthz").status, 200u);
+  // New commands on an open connection are refused while draining.
+  auto refused = c.request({{"type", "list_sessions"}, {"id", "late"}});
+  EXPECT_EQ(refused["code"], "shutting_down");
+  // And a new connection is not served.
+  WsClient late(d.port());
+  auto frame = late.next(std::chrono::seconds(3));
+  EXPECT_FALSE(frame.has_value() && (*frame)["type"] == "server_ready");
   ::kill(agent, SIGCONT);
   EXPECT_EQ(d.wait_exit(std::chrono::seconds(15)), 0);
 }

@@ -39,3 +39,16 @@ TEST(JsonScan, SimpleStringOnlyForUnescaped) {
   EXPECT_FALSE(simple_string("\"a\\nb\"").has_value());
   EXPECT_FALSE(simple_string("7").has_value());
 }
+
+TEST(Utf8, ValidatesAndRepairs) {
+  EXPECT_TRUE(is_valid_utf8("plain ascii, long enough for the fast path"));
+  EXPECT_TRUE(is_valid_utf8("caf\xC3\xA9 \xE2\x80\xA8 \xF0\x9F\x98\x80"));
+  EXPECT_FALSE(is_valid_utf8("bad \xFF byte"));
+  EXPECT_FALSE(is_valid_utf8("overlong \xC0\xAF"));
+  EXPECT_FALSE(is_valid_utf8("surrogate \xED\xA0\x80"));
+  EXPECT_FALSE(is_valid_utf8("cut \xE2\x80"));
+  std::string repaired = sanitize_utf8("{\"t\":\"a\xFF" "b\"}");
+  EXPECT_EQ(repaired, "{\"t\":\"a\xEF\xBF\xBD" "b\"}");
+  EXPECT_TRUE(is_valid_utf8(repaired));
+  EXPECT_TRUE(scan_agent_line(repaired).is_object);
+}

@@ -372,3 +372,48 @@ TEST(CommandPipelineProperty, ExactlyOneResponsePerCommand) {
     EXPECT_EQ(first_answer.size(), sent_ids.size());
   }
 }
+
+// "Not now" and "not like this" rejections of admitted commands are answered but never
+// stored: the same id can succeed on a retry.
+TEST(CommandPipeline, RetryableRejectionsAreNotStored) {
+  class Refusing : public FakeExecutor {
+   public:
+    void execute(const Submission& sub, Reply reply) override {
+      ++runs;
+      const auto& env = sub.envelope;
+      if (runs == 1) {
+        reply(protocol::error_response(env.type, env.id, ErrorCode::limit_reached, "full"));
+      } else {
+        reply(protocol::success_response(env.type, env.id));
+      }
+    }
+    int runs = 0;
+  };
+  ManualClock clock;
+  Refusing executor;
+  FakeDelivery delivery;
+  CommandPipeline pipeline(clock, clock, executor, delivery, {});
+  auto submit = [&] {
+    Submission s;
+    s.envelope = *protocol::parse_envelope(R"({"type":"create_session","id":"c1","sessionId":"x"})").envelope;
+    pipeline.submit(s);
+  };
+  submit();
+  EXPECT_EQ(delivery.response(0)["code"], "limit_reached");
+  submit();
+  EXPECT_EQ(executor.runs, 2);
+  EXPECT_EQ(delivery.response(1)["success"], true);
+  EXPECT_FALSE(delivery.response(1).contains("replayed"));
+  submit();
+  EXPECT_EQ(delivery.response(2)["replayed"], true) << "a success is stored";
+}
+
+TEST(CommandPipeline, ConflictNamesTheIdentityThatClashed) {
+  Harness h;
+  h.submit(R"({"type":"prompt","id":"a","idempotencyKey":"k","sessionId":"s","message":"m"})");
+  h.submit(R"({"type":"prompt","id":"b","idempotencyKey":"k","sessionId":"s","message":"other"})");
+  auto r = h.delivery.response_for("b");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->at("code"), "conflict");
+  EXPECT_NE(r->at("error").get<std::string>().find("idempotencyKey"), std::string::npos);
+}
