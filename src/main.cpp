@@ -165,6 +165,9 @@ int main(int argc, char** argv) {
   app.add_option("--outbound-hard-cap-bytes", options.connection.hard_cap_bytes,
                  "Queued bytes per connection above which it is closed")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--event-buffer-bytes", options.event_buffer_bytes,
+                 "Recent event bytes kept per session for resume (switch_session afterSeq)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--heartbeat-seconds", heartbeat_seconds,
                  "WebSocket ping interval; a peer silent for twice this is closed")
       ->capture_default_str()->check(CLI::PositiveNumber);

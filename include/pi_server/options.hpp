@@ -71,6 +71,9 @@ struct ServerOptions {
   std::filesystem::path state_dir;
   std::size_t max_sessions = 256;
   std::size_t max_connections = 1024;
+  // Recent events kept per session for resume (switch_session afterSeq), in bytes of
+  // event frames. Older events leave the buffer first.
+  std::size_t event_buffer_bytes = 4u << 20;
   // Per-connection token bucket: commands per second and burst. Replays are free.
   double rate_limit_per_second = 50;
   double rate_limit_burst = 200;

@@ -131,7 +131,8 @@ void Server::create_session(std::uint64_t conn, const Envelope& env, Reply reply
   launch.session_dir = dir;
   launch.agent_dir = dir / "agent";
   auto session = std::make_shared<session::Session>(io_, session_id, launch, options_.agent,
-                                                    connections_, relay_stats_, *this);
+                                                    connections_, relay_stats_, *this,
+                                                    options_.event_buffer_bytes);
   if (auto failure = session->start_agent()) {
     auto r = protocol::error_response(env.type, env.id, ErrorCode::agent_exited, *failure);
     r.session_id = session_id;
@@ -222,20 +223,24 @@ void Server::switch_session(std::uint64_t conn, const Envelope& env, Reply reply
   if (env.body.contains("afterSeq") && !env.body["afterSeq"].is_number_unsigned())
     return reply(protocol::error_response(env.type, env.id, ErrorCode::invalid_command,
                                                "Field 'afterSeq' must be a non-negative integer"));
-  it->second->subscribe(conn);
-  json data = {{"sessionId", *env.session_id}, {"lastSeq", it->second->last_seq()},
-               {"sessionInfo", it->second->summary()}};
+  auto& session = *it->second;
+  session.subscribe(conn);
+  json data = {{"sessionId", *env.session_id}, {"lastSeq", session.last_seq()},
+               {"sessionInfo", session.summary()}};
+  session::Session::Replay replay;
   if (env.body.contains("afterSeq")) {
-    // No replay buffer yet: events after afterSeq that were already sent are not resent.
-    auto after = env.body["afterSeq"].get<std::uint64_t>();
-    if (after < it->second->last_seq()) {
-      data["gap"] = true;
-      data["firstSeq"] = it->second->last_seq() + 1;
-    }
+    replay = session.events_after(env.body["afterSeq"].get<std::uint64_t>());
+    data["gap"] = replay.gap;
+    data["firstSeq"] = replay.first_seq;
+    data["replayedEvents"] = replay.events.size();
   }
   Response r = protocol::success_response(env.type, env.id, data);
   r.session_id = *env.session_id;
   reply(r);
+  // The buffered events follow the response, then the live stream: everything here runs in
+  // one turn of the loop, so no live event can slip in between (no gap, no duplicate).
+  if (Connection* c = connections_.find(conn))
+    for (const auto& [seq, frame] : replay.events) c->send_event(frame, session.id(), seq);
 }
 
 void Server::unsubscribe(std::uint64_t conn, const Envelope& env, Reply reply) {

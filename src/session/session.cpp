@@ -37,7 +37,7 @@ bool is_read_only_command(std::string_view type) {
 
 Session::Session(boost::asio::io_context& io, std::string id, agent::SessionLaunch launch,
                  const AgentOptions& agent_options, server::ConnectionRegistry& connections,
-                 RelayStats& stats, SessionObserver& observer)
+                 RelayStats& stats, SessionObserver& observer, std::size_t event_buffer_bytes)
     : io_(io),
       id_(std::move(id)),
       quoted_id_(protocol::json_quote(id_)),
@@ -46,6 +46,7 @@ Session::Session(boost::asio::io_context& io, std::string id, agent::SessionLaun
       connections_(connections),
       stats_(stats),
       observer_(observer),
+      event_buffer_bytes_(event_buffer_bytes),
       created_at_(std::chrono::system_clock::now()),
       last_activity_at_(created_at_) {
   const std::string& model = launch_.model.empty() ? agent_options_.default_model : launch_.model;
@@ -194,6 +195,13 @@ void Session::on_agent_event(std::string_view line, std::string_view type, std::
   std::uint64_t seq = next_seq_++;
   Frame frame = make_frame(protocol::wrap_event(quoted_id_, seq, line));
   ++stats_.events_relayed;
+  // The buffer shares the frame with the outbound queues: no copy.
+  ring_.emplace_back(seq, frame);
+  ring_bytes_ += frame->size();
+  while (ring_bytes_ > event_buffer_bytes_ && !ring_.empty()) {
+    ring_bytes_ -= ring_.front().second->size();
+    ring_.pop_front();
+  }
   for (auto conn_id : subscribers_) {
     if (Connection* c = connections_.find(conn_id)) {
       switch (c->send_event(frame, id_, seq)) {
@@ -434,6 +442,16 @@ void Session::stop(std::function<void()> done) {
   }
   stopped_ = std::move(done);
   agent_->stop(agent_options_.eof_grace, agent_options_.term_grace);
+}
+
+Session::Replay Session::events_after(std::uint64_t after_seq) const {
+  Replay r;
+  std::uint64_t oldest = ring_.empty() ? next_seq_ : ring_.front().first;
+  r.gap = after_seq + 1 < oldest;
+  for (const auto& [seq, frame] : ring_)
+    if (seq > after_seq) r.events.emplace_back(seq, frame);
+  r.first_seq = r.events.empty() ? next_seq_ : r.events.front().first;
+  return r;
 }
 
 void Session::touch() { last_activity_at_ = std::chrono::system_clock::now(); }

@@ -63,7 +63,7 @@ class Session {
  public:
   Session(boost::asio::io_context& io, std::string id, agent::SessionLaunch launch,
           const AgentOptions& agent_options, server::ConnectionRegistry& connections,
-          RelayStats& stats, SessionObserver& observer);
+          RelayStats& stats, SessionObserver& observer, std::size_t event_buffer_bytes);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -110,6 +110,15 @@ class Session {
   const std::string& provider() const { return provider_; }
   std::uint64_t last_seq() const { return next_seq_ - 1; }
 
+  // Resume: what the event buffer holds after `after_seq`.
+  struct Replay {
+    bool gap = false;            // events after after_seq have already left the buffer
+    std::uint64_t first_seq = 0;  // the first event sent (when any)
+    std::vector<std::pair<std::uint64_t, Frame>> events;
+  };
+  Replay events_after(std::uint64_t after_seq) const;
+  std::size_t buffered_event_bytes() const { return ring_bytes_; }
+
   // {sessionId, name?, cwd, model, state, createdAt, lastActivityAt, subscriberCount}
   nlohmann::json summary() const;
 
@@ -151,6 +160,10 @@ class Session {
   std::unordered_map<std::string, Pending> pending_;  // by the daemon's agent-side id
   std::uint64_t next_agent_id_ = 1;
   std::uint64_t next_seq_ = 1;
+  // The newest event frames, oldest first, bounded by event_buffer_bytes_ (for resume).
+  std::deque<std::pair<std::uint64_t, Frame>> ring_;
+  std::size_t ring_bytes_ = 0;
+  std::size_t event_buffer_bytes_;
   std::uint64_t version_ = 0;
   bool running_ = false;
   std::string provider_;

@@ -213,3 +213,43 @@ TEST(WebSocket, DuplicateSessionIdIsRejected) {
   auto r = c.request({{"type", "create_session"}, {"id", "again"}, {"sessionId", "dup"}});
   EXPECT_EQ(r["code"], "session_exists");
 }
+
+TEST(WebSocket, ResumeAfterSeqReplaysTheBufferThenGoesLive) {
+  Daemon d;
+  WsClient a(d.port());
+  open_session(a, "res");
+  run_prompt(a, "res", "stream 10", "p1");
+  auto events = session_events(a, "res");
+  ASSERT_GT(events.size(), 10u);
+  std::uint64_t last = events.back()["seq"];
+  // A client that saw up to seq 5 reconnects.
+  WsClient b(d.port());
+  ASSERT_TRUE(b.next());
+  auto r = b.request({{"type", "switch_session"}, {"id", "resume"}, {"sessionId", "res"}, {"afterSeq", 5}});
+  EXPECT_EQ(r["data"]["gap"], false);
+  EXPECT_EQ(r["data"]["firstSeq"], 6);
+  EXPECT_EQ(r["data"]["replayedEvents"], last - 5);
+  for (std::uint64_t seq = 6; seq <= last; ++seq) {
+    auto e = b.wait_for([](const json& j) { return j.value("type", "") == "event"; });
+    ASSERT_TRUE(e);
+    EXPECT_EQ((*e)["seq"], seq);
+  }
+  // Then live events continue the same sequence.
+  a.request({{"type", "prompt"}, {"id", "p2"}, {"sessionId", "res"}, {"message", "stream 1"}});
+  auto live = b.wait_for([](const json& j) { return j.value("type", "") == "event"; });
+  ASSERT_TRUE(live);
+  EXPECT_EQ((*live)["seq"], last + 1);
+}
+
+TEST(WebSocket, ResumeFromBeyondTheBufferReportsTheGap) {
+  Daemon d({.args = {"--event-buffer-bytes", "2000"}});
+  WsClient a(d.port());
+  open_session(a, "gap");
+  run_prompt(a, "gap", "stream 50", "p1");
+  WsClient b(d.port());
+  ASSERT_TRUE(b.next());
+  auto r = b.request({{"type", "switch_session"}, {"id", "resume"}, {"sessionId", "gap"}, {"afterSeq", 1}});
+  EXPECT_EQ(r["data"]["gap"], true);
+  EXPECT_GT(r["data"]["firstSeq"].get<std::uint64_t>(), 2u);
+  EXPECT_LT(r["data"]["replayedEvents"].get<std::uint64_t>(), 20u) << "bounded by bytes";
+}
