@@ -104,7 +104,6 @@ class Server : public ConnectionHandler,
   std::string prometheus_text() const;
   std::filesystem::path prepare_session_dirs(const std::string& session_id);
   void maybe_finish_stdio_drain();
-  void notify_subscribers(const session::Session& session, const Frame& frame);
   void schedule_restart(const std::shared_ptr<session::Session>& session,
                         std::chrono::milliseconds delay);
   void finish_shutdown();

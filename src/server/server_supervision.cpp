@@ -124,11 +124,6 @@ Server::~Server() {
 
 // ---------------------------------------------------------------- agent supervision
 
-void Server::notify_subscribers(const session::Session& session, const Frame& frame) {
-  for (auto conn_id : session.subscribers())
-    if (Connection* c = connections_.find(conn_id)) c->send_control(frame);
-}
-
 void Server::on_agent_exited(session::Session& session, const agent::ExitStatus& status) {
   auto it = sessions_.find(session.id());
   std::shared_ptr<session::Session> owned =
@@ -139,7 +134,7 @@ void Server::on_agent_exited(session::Session& session, const agent::ExitStatus&
   json data = {{"sessionId", session.id()}, {"restarting", restarting}};
   if (status.exit_code) data["exitCode"] = *status.exit_code;
   if (status.signal) data["signal"] = *status.signal;
-  notify_subscribers(session, make_frame(protocol::server_event("agent_exited", data)));
+  session.send_to_subscribers(make_frame(protocol::server_event("agent_exited", data)));
   if (restarting) schedule_restart(owned, delay);
   maybe_finish_stdio_drain();
 }
@@ -157,7 +152,7 @@ void Server::schedule_restart(const std::shared_ptr<session::Session>& session,
     if (auto failure = s->start_agent()) {
       std::chrono::milliseconds next{0};
       bool again = s->claim_restart(next);
-      notify_subscribers(*s, make_frame(protocol::server_event(
+      s->send_to_subscribers(make_frame(protocol::server_event(
                                  "agent_exited", {{"sessionId", s->id()},
                                                   {"restarting", again},
                                                   {"error", *failure}})));
@@ -165,7 +160,7 @@ void Server::schedule_restart(const std::shared_ptr<session::Session>& session,
       return;
     }
     ++agent_restarts_;
-    notify_subscribers(*s, make_frame(protocol::server_event(
+    s->send_to_subscribers(make_frame(protocol::server_event(
                                "agent_restarted", {{"sessionId", s->id()},
                                                    {"pid", *s->agent_pid()},
                                                    {"restarts", s->restarts_total()}})));

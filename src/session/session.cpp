@@ -322,8 +322,11 @@ void Session::cancel_ui(const std::string& ui_id, std::string_view reason) {
     agent_->write_line(protocol::dump(
         nlohmann::json{{"type", "extension_ui_response"}, {"id", ui_id}, {"cancelled", true}}));
   log::info("ui_request_cancelled", {{"session", id_}, {"reason", reason}});
-  Frame frame = make_frame(protocol::server_event(
-      "extension_ui_cancelled", {{"sessionId", id_}, {"id", ui_id}, {"reason", reason}}));
+  send_to_subscribers(make_frame(protocol::server_event(
+      "extension_ui_cancelled", {{"sessionId", id_}, {"id", ui_id}, {"reason", reason}})));
+}
+
+void Session::send_to_subscribers(const Frame& frame) const {
   for (auto conn_id : subscribers_)
     if (Connection* c = connections_.find(conn_id)) c->send_control(frame);
 }
@@ -404,14 +407,9 @@ void Session::on_agent_exit(const agent::ExitStatus& status) {
   if (stderr_suppressed_ > 0) fields["stderrSuppressed"] = stderr_suppressed_;
   log::info("agent_exited", fields);
   fail_pending("The agent exited (" + describe(status) + ") before answering");
-  // Dialogs die with the process that asked; tell subscribers to close them.
-  for (const auto& ui_id : std::deque<std::string>(ui_order_)) {
-    forget_ui(ui_id);
-    Frame frame = make_frame(protocol::server_event(
-        "extension_ui_cancelled", {{"sessionId", id_}, {"id", ui_id}, {"reason", "agent_exited"}}));
-    for (auto conn_id : subscribers_)
-      if (Connection* c = connections_.find(conn_id)) c->send_control(frame);
-  }
+  // Dialogs die with the process that asked; tell subscribers to close them (cancel_ui
+  // writes nothing to an agent that is gone).
+  cancel_all_ui("agent_exited");
   if (stopping_) {
     if (stopped_) {
       auto cb = std::move(stopped_);

@@ -90,6 +90,8 @@ class Session {
   }
   std::size_t subscriber_count() const { return subscribers_.size(); }
   const std::set<std::uint64_t>& subscribers() const { return subscribers_; }
+  // Sends a server event (never dropped) to every subscriber.
+  void send_to_subscribers(const Frame& frame) const;
 
   // Restart bookkeeping: true if another restart fits the policy now (and records it);
   // `delay` gets the backoff to wait first.
