@@ -11,6 +11,9 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view line(reinterpret_cast<const char*>(data), size);
   auto head = pi_server::protocol::scan_agent_line(line);
+  // nlohmann stops at a NUL byte as if the input ended there; NUL is not JSON, and the
+  // scanner rightly rejects it, so such inputs are not compared (found by this target).
+  if (line.find('\0') != std::string_view::npos) return 0;
   auto full = nlohmann::json::parse(line, nullptr, false);
   bool parser_object = !full.is_discarded() && full.is_object();
   if (parser_object && !head.is_object) std::abort();

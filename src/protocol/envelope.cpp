@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "protocol/json_scan.hpp"
+
 namespace pi_server::protocol {
 namespace {
 
@@ -48,6 +50,9 @@ bool is_server_command(std::string_view type) {
 }
 
 ParseResult parse_envelope(std::string_view text) {
+  if (nests_deeper_than(text, kMaxJsonDepth))
+    return fail(ErrorCode::invalid_command,
+                "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   nlohmann::json body = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) return fail(ErrorCode::invalid_command, "Malformed JSON");
   if (!body.is_object()) return fail(ErrorCode::invalid_command, "A command must be a JSON object");
@@ -91,6 +96,11 @@ ParseResult parse_envelope(std::string_view text) {
     if (!ok)
       return fail(ErrorCode::invalid_command, "Field 'dependsOn' must be an array of strings", type,
                   id);
+    if (it->size() > kMaxDependencies)
+      return fail(ErrorCode::invalid_command,
+                  "Field 'dependsOn' may name at most " + std::to_string(kMaxDependencies) +
+                      " commands",
+                  type, id);
   }
   if (auto it = body.find("ifSessionVersion"); it != body.end()) {
     if (!it->is_number_integer())

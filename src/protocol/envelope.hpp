@@ -10,6 +10,9 @@
 
 namespace pi_server::protocol {
 
+// Most ids one command may name in dependsOn.
+inline constexpr std::size_t kMaxDependencies = 32;
+
 // Commands the daemon executes itself (the "server lane").
 enum class CommandFamily { server, session };
 

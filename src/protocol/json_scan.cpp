@@ -94,6 +94,23 @@ std::optional<std::string_view> simple_string(std::string_view raw) {
   return inner;
 }
 
+bool nests_deeper_than(std::string_view s, std::size_t limit) {
+  std::size_t depth = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '"') {
+      i = skip_string(s, i);
+      if (i == std::string_view::npos) return false;  // malformed: the parser will say so
+      --i;
+    } else if (c == '{' || c == '[') {
+      if (++depth > limit) return true;
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
 namespace {
 // Length of the well-formed UTF-8 sequence at p (1-4), or 0 if it is not one.
 int utf8_sequence_length(const unsigned char* p, const unsigned char* end) {

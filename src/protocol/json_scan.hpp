@@ -22,6 +22,11 @@ bool scan_object(std::string_view text,
 // nullopt for any other value or for a string with a backslash.
 std::optional<std::string_view> simple_string(std::string_view raw_value);
 
+// True if arrays/objects in `text` nest deeper than `limit` (strings are skipped). Copying or
+// dumping a JSON value recurses once per level, so deep input must be refused before that.
+bool nests_deeper_than(std::string_view text, std::size_t limit);
+inline constexpr std::size_t kMaxJsonDepth = 64;
+
 // True if `text` is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF).
 bool is_valid_utf8(std::string_view text);
 // A copy of `text` with every byte that is not part of a well-formed UTF-8 sequence

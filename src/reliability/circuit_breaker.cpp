@@ -36,8 +36,14 @@ bool CircuitBreaker::allow() {
     case BreakerState::closed: return true;
     case BreakerState::open: return false;
     case BreakerState::half_open:
+      // Probes that never reported (the run ended without an assistant message) must not
+      // hold the breaker shut forever: after a recovery period without news, start over.
+      if (probes_ >= options_.half_open_max_calls &&
+          clock_.steady_now() - last_probe_ >= options_.recovery)
+        probes_ = 0;
       if (probes_ >= options_.half_open_max_calls) return false;
       ++probes_;
+      last_probe_ = clock_.steady_now();
       return true;
   }
   return true;

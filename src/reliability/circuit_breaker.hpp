@@ -62,6 +62,7 @@ class CircuitBreaker {
   std::deque<SteadyTime> slow_;
   SteadyTime opened_at_{};
   std::size_t probes_ = 0;
+  SteadyTime last_probe_{};
   std::uint64_t times_opened_ = 0;
   SteadyTime last_used_{};
 };

@@ -19,6 +19,8 @@ struct CommandPipeline::Job {
   Scheduler::Handle timeout_timer = 0;
   Scheduler::Handle dependency_timer = 0;
   SteadyTime admitted{};
+  // Dependencies whose completion already wakes this job.
+  std::set<const OutcomeRecord*> watched;
   std::string wait_key() const { return record ? record->id_key : std::string(); }
 };
 
@@ -115,10 +117,22 @@ void CommandPipeline::submit(Submission sub) {
       ++found.record->replays;
       if (found.record->done) {
         answer_duplicate(sub, *found.record);
+      } else if (found.record->waiting_duplicates >= kMaxDuplicateWaiters) {
+        // Replays are free of rate limits; waiting ones must still be bounded.
+        delivery_.deliver(sub.connection_id,
+                          protocol::error_response(env.type, env.id, ErrorCode::limit_reached,
+                                                   "Too many duplicates waiting for this command"));
       } else {
+        ++found.record->waiting_duplicates;
+        // Keep only what the answer needs, not the (possibly large) payload.
+        Submission waiter;
+        waiter.envelope.type = env.type;
+        waiter.envelope.id = env.id;
+        waiter.connection_id = sub.connection_id;
+        waiter.lifecycle_events = sub.lifecycle_events;
         found.record->on_done.push_back(
-            [this, sub, alive = std::weak_ptr<int>(alive_)](const OutcomeRecord& r) {
-              if (!alive.expired()) answer_duplicate(sub, r);
+            [this, waiter = std::move(waiter), alive = std::weak_ptr<int>(alive_)](const OutcomeRecord& r) {
+              if (!alive.expired()) answer_duplicate(waiter, r);
             });
       }
       return;
@@ -227,8 +241,9 @@ void CommandPipeline::check_preconditions(const std::shared_ptr<Job>& job) {
 
   std::set<std::string> pending;
   if (auto deps = env.body.find("dependsOn"); deps != env.body.end()) {
-    for (const auto& dep_json : *deps) {
-      const std::string dep = dep_json.get<std::string>();
+    std::set<std::string> distinct;
+    for (const auto& dep_json : *deps) distinct.insert(dep_json.get<std::string>());
+    for (const std::string& dep : distinct) {
       auto rec = store_.find_by_id(job->sub.principal, dep);
       if (!rec) {
         ++stats_.dependency_failures;
@@ -243,13 +258,13 @@ void CommandPipeline::check_preconditions(const std::shared_ptr<Job>& job) {
       }
       // Still running. Waiting for a command queued behind us in our own lane would never
       // end; nor would waiting in a cycle.
-      auto lane = lanes_.find(job->lane);
-      for (const auto& queued : lane == lanes_.end() ? std::deque<std::shared_ptr<Job>>{}
-                                                     : lane->second.waiting) {
-        if (queued->record == rec) {
-          ++stats_.dependency_failures;
-          return fail(ErrorCode::dependency_failed,
-                      "Dependency " + dep + " is queued after this command in lane " + job->lane);
+      if (auto lane = lanes_.find(job->lane); lane != lanes_.end()) {
+        for (const auto& queued : lane->second.waiting) {
+          if (queued->record == rec) {
+            ++stats_.dependency_failures;
+            return fail(ErrorCode::dependency_failed,
+                        "Dependency " + dep + " is queued after this command in lane " + job->lane);
+          }
         }
       }
       std::set<std::string> seen;
@@ -258,9 +273,12 @@ void CommandPipeline::check_preconditions(const std::shared_ptr<Job>& job) {
         return fail(ErrorCode::dependency_failed, "dependsOn cycle through " + dep);
       }
       pending.insert(rec->id_key);
-      rec->on_done.push_back([this, job, alive = std::weak_ptr<int>(alive_)](const OutcomeRecord&) {
-        if (!alive.expired()) check_preconditions(job);
-      });
+      // One wake-up per dependency, however often the preconditions are re-checked.
+      if (job->watched.insert(rec.get()).second) {
+        rec->on_done.push_back([this, job, alive = std::weak_ptr<int>(alive_)](const OutcomeRecord&) {
+          if (!alive.expired()) check_preconditions(job);
+        });
+      }
     }
   }
   if (!pending.empty()) {
@@ -305,13 +323,17 @@ void CommandPipeline::execute(const std::shared_ptr<Job>& job) {
     r.session_id = job->sub.envelope.session_id;
     finish(job, std::move(r));
   });
-  executor_.execute(job->sub, [this, job, alive = std::weak_ptr<int>(alive_)](Response r) {
+  // The reply holds the job weakly: an agent that never answers must not keep a finished
+  // job (and its payload) alive.
+  executor_.execute(job->sub, [this, weak_job = std::weak_ptr<Job>(job),
+                               type = env.type, conn = job->sub.connection_id,
+                               alive = std::weak_ptr<int>(alive_)](Response r) {
     if (alive.expired()) return;
-    if (job->finished) {
+    auto job = weak_job.lock();
+    if (!job || job->finished) {
       // The timeout's outcome is terminal; a late answer never replaces it.
       ++stats_.late_replies;
-      log::warn("late_reply_dropped", {{"command", job->sub.envelope.type},
-                                       {"conn", job->sub.connection_id}});
+      log::warn("late_reply_dropped", {{"command", type}, {"conn", conn}});
       return;
     }
     finish(job, std::move(r));

@@ -24,6 +24,9 @@
 
 namespace pi_server::reliability {
 
+// Duplicates of one unfinished command that may wait for its outcome.
+inline constexpr std::size_t kMaxDuplicateWaiters = 64;
+
 struct PipelineOptions {
   // Commands waiting in one lane (not counting the one running) before limit_reached.
   std::size_t max_pending_per_lane = 64;

@@ -1,5 +1,6 @@
 #include "reliability/outbound_queue.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "protocol/frames.hpp"
@@ -25,7 +26,9 @@ SendStatus OutboundQueue::push_event(Frame frame, std::string_view session_id, s
     if (it == drops_.end()) {
       drops_.emplace(std::string(session_id), DropRange{seq, seq});
     } else {
-      it->second.to_seq = seq;
+      // A resume (switch_session afterSeq) can replay older seqs into an open drop range.
+      it->second.from_seq = std::min(it->second.from_seq, seq);
+      it->second.to_seq = std::max(it->second.to_seq, seq);
     }
     ++dropped_total_;
     return SendStatus::dropped;

@@ -37,6 +37,7 @@ struct OutcomeRecord {
   SystemTime finished_at{};
   SteadyTime finished_steady{};
   std::uint64_t replays = 0;
+  std::size_t waiting_duplicates = 0;
   // Called once when the outcome becomes terminal (duplicates in flight, dependents).
   std::vector<std::function<void(const OutcomeRecord&)>> on_done;
 };

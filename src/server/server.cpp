@@ -105,12 +105,15 @@ void Server::maybe_finish_stdio_drain() {
 }
 
 void Server::on_rejected_message(Connection& connection, ErrorCode code, std::string_view reason) {
+  if (!connections_.find(connection.id())) return;
   respond(connection, protocol::error_response("", std::nullopt, code, std::string(reason)));
 }
 
 // ---------------------------------------------------------------- the pipeline
 
 void Server::on_message(Connection& connection, std::string_view text) {
+  // A connection refused at open (limit, drain) may still deliver what it sent meanwhile.
+  if (!connections_.find(connection.id())) return;
   auto parsed = protocol::parse_envelope(text);
   if (!parsed) {
     ++commands_by_type_["invalid"];

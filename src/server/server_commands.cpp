@@ -139,7 +139,8 @@ void Server::create_session(std::uint64_t conn, const Envelope& env, Reply reply
     return reply(r);
   }
   sessions_.emplace(session_id, session);
-  session->subscribe(conn);
+  // The creator may have gone while the command waited in its lane.
+  if (connections_.find(conn)) session->subscribe(conn);
 
   // The session is ready when its agent answers a first get_state: that proves the agent
   // runs and tells us its session file and model.
@@ -156,12 +157,14 @@ void Server::create_session(std::uint64_t conn, const Envelope& env, Reply reply
                                         "The agent did not start: " +
                                             state.error.value_or("no answer"));
       r.session_id = session_id;
+      // Out of the registry before the reply lets the next queued command of this lane run
+      // (it must see session_not_found); destroyed later, not inside its own callback.
+      if (auto it = sessions_.find(session_id); it != sessions_.end() && it->second == s) {
+        sessions_.erase(it);
+        s->stop([] {});
+        boost::asio::post(io_, [keep = s] {});
+      }
       reply(r);
-      // Not from inside the session's own callback.
-      boost::asio::post(io_, [this, session_id, weak] {
-        auto it = sessions_.find(session_id);
-        if (it != sessions_.end() && it->second == weak.lock()) sessions_.erase(it);
-      });
       return;
     }
     s->mark_ready();
@@ -224,7 +227,12 @@ void Server::switch_session(std::uint64_t conn, const Envelope& env, Reply reply
     return reply(protocol::error_response(env.type, env.id, ErrorCode::invalid_command,
                                                "Field 'afterSeq' must be a non-negative integer"));
   auto& session = *it->second;
-  session.subscribe(conn);
+  if (env.body.contains("afterSeq") && session.is_subscribed(conn))
+    // Its live events are already on the way: a replay would interleave with them.
+    return reply(protocol::error_response(env.type, env.id, ErrorCode::invalid_command,
+                                          "Already subscribed: unsubscribe first, then resume "
+                                          "with afterSeq"));
+  if (connections_.find(conn)) session.subscribe(conn);
   json data = {{"sessionId", *env.session_id}, {"lastSeq", session.last_seq()},
                {"sessionInfo", session.summary()}};
   session::Session::Replay replay;
@@ -275,7 +283,7 @@ void Server::set_lifecycle_events(std::uint64_t conn, const Envelope& env, Reply
                                           "Field 'enabled' must be a boolean"));
   if (enabled->get<bool>()) {
     lifecycle_opt_out_.erase(conn);
-  } else {
+  } else if (connections_.find(conn)) {
     lifecycle_opt_out_.insert(conn);
   }
   reply(protocol::success_response(env.type, env.id, json{{"enabled", enabled->get<bool>()}}));

@@ -79,6 +79,12 @@ void Server::on_command_finished(const reliability::Submission& sub, const Respo
     } else if (response.code != ErrorCode::circuit_open) {
       breakers_.breaker(key).release_probe();  // ended without telling either way
     }
+  } else if (type == "compact" && response.success && sub.envelope.session_id) {
+    // A compaction is one LLM call that emits no assistant message: its success is the
+    // provider's success (and ends a half-open probe).
+    auto it = sessions_.find(*sub.envelope.session_id);
+    if (it != sessions_.end() && !it->second->provider().empty())
+      record_breaker(it->second->provider(), [](reliability::CircuitBreaker& b) { b.record_success(); });
   } else if (is_llm_bound(type) && !response.success && sub.envelope.session_id &&
              response.code != ErrorCode::circuit_open) {
     // The agent refused it (busy, bad input): it never reached the provider, so a

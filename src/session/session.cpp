@@ -102,6 +102,15 @@ void Session::relay(const protocol::Envelope& envelope, Completion done) {
     done(std::move(r));
     return;
   }
+  if (pending_.size() >= kMaxPendingCommands) {
+    // A wedged agent: commands time out in the pipeline but stay pending here until the agent
+    // answers or exits; refuse more rather than grow without bound.
+    auto r = protocol::error_response(envelope.type, envelope.id, ErrorCode::limit_reached,
+                                      "Too many commands waiting for this session's agent");
+    r.session_id = id_;
+    done(std::move(r));
+    return;
+  }
   // pi does not answer abort while a tool waits in an open dialog: dismiss the session's
   // dialogs first so the abort can complete.
   if (envelope.type == "abort") cancel_all_ui("aborted");
@@ -136,7 +145,9 @@ void Session::on_agent_response(std::string_view line, std::string_view raw_id) 
   Pending pending = std::move(it->second);
   pending_.erase(it);
 
-  auto body = nlohmann::json::parse(line, nullptr, false);
+  auto body = protocol::nests_deeper_than(line, protocol::kMaxJsonDepth)
+                  ? nlohmann::json(nlohmann::json::value_t::discarded)
+                  : nlohmann::json::parse(line, nullptr, false);
   protocol::Response r;
   r.command = pending.client_type;
   r.id = pending.client_id;
@@ -250,6 +261,7 @@ std::string Session::client_event_line(std::string_view line, std::string_view r
     return out;
   }
   // The client sent no id: the event carries none either.
+  if (protocol::nests_deeper_than(line, protocol::kMaxJsonDepth)) return std::string(line);
   auto j = nlohmann::json::parse(line, nullptr, false);
   if (j.is_discarded()) return std::string(line);
   j.erase("id");

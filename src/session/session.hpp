@@ -28,6 +28,9 @@ namespace pi_server::session {
 
 class Session;
 
+// Commands sent to one agent and not yet answered, at most.
+inline constexpr std::size_t kMaxPendingCommands = 1024;
+
 // Answers one relayed command. Called exactly once.
 using Completion = std::function<void(protocol::Response)>;
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -69,10 +70,12 @@ class StdioConnection : public Connection,
 
   // LineFramer::Sink
   void on_line(std::string_view line) override {
-    if (line.empty()) return;  // blank lines between commands are harmless
+    // After a close the rest of a read's lines are not commands any more.
+    if (line.empty() || !open_) return;  // blank lines between commands are harmless
     handler_.on_message(*this, line);
   }
   void on_oversize(std::size_t bytes) override {
+    if (!open_) return;
     handler_.on_rejected_message(*this, ErrorCode::payload_too_large,
                                  "Line of " + std::to_string(bytes) + " bytes is over the limit of " +
                                      std::to_string(limits_.max_frame_bytes) + " bytes");
@@ -118,13 +121,15 @@ class StdioConnection : public Connection,
     });
   }
 
+  // Never reports on_close from inside a send_*/close call: the caller may be iterating the
+  // very subscriber set or registry that on_close changes.
   void finish() {
     if (!open_) return;
     open_ = false;
     error_code ignored;
     in_.close(ignored);
     out_.close(ignored);
-    handler_.on_close(*this);
+    asio::post(out_.get_executor(), [self = shared_from_this()] { self->handler_.on_close(*self); });
   }
 
   std::uint64_t id_;

@@ -74,6 +74,10 @@ TEST(WebSocket, BadInputGetsOneClearErrorAndChangesNothing) {
       {R"({"type":"create_session","id":"x9","model":"no-slash"})", "invalid_command"},
       {R"({"type":"create_session","id":"x10","thinkingLevel":"galaxy"})", "invalid_command"},
       {R"({"type":"switch_session","id":"x11","sessionId":"nope"})", "session_not_found"},
+      // 100k levels: copying or dumping it would recurse that deep; refused before.
+      {R"({"type":"get_state","id":"x12","sessionId":"nope","a":)" + std::string(100000, '[') +
+           std::string(100000, ']') + "}",
+       "invalid_command"},
   };
   for (const auto& tc : cases) {
     c.send_text(tc.input);

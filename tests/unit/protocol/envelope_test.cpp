@@ -54,3 +54,16 @@ TEST(Envelope, AgentCommandDropsEnvelopeFieldsAndRewritesId) {
   auto cmd = to_agent_command(*r.envelope, "pi-server-9");
   EXPECT_EQ(cmd, nlohmann::json::parse(R"({"type":"switch_session","id":"pi-server-9","sessionPath":"/x"})"));
 }
+
+TEST(Envelope, DeepNestingAndHugeDependsOnAreRefused) {
+  std::string deep = R"({"type":"get_state","id":"d","sessionId":"s","a":)" + std::string(100000, '[') +
+                     std::string(100000, ']') + "}";
+  check_rejected(deep, ErrorCode::invalid_command);
+  std::string ok = R"({"type":"get_state","sessionId":"s","a":)" + std::string(60, '[') +
+                   std::string(60, ']') + "}";
+  EXPECT_TRUE(parse_envelope(ok));
+  std::string deps = R"({"type":"abort","id":"z","sessionId":"s","dependsOn":[)";
+  for (int i = 0; i < 33; ++i) deps += std::string(i ? "," : "") + "\"a\"";
+  deps += "]}";
+  check_rejected(deps, ErrorCode::invalid_command, "abort", "z");
+}

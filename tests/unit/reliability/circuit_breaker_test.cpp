@@ -118,3 +118,18 @@ TEST(TokenBucket, BurstThenRate) {
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(t.try_take());
   EXPECT_FALSE(t.try_take()) << "never more than the burst";
 }
+
+TEST(CircuitBreaker, ProbesThatNeverReportAreFreedAfterARecoveryPeriod) {
+  ManualClock clock;
+  auto o = small();
+  CircuitBreaker b(clock, o);
+  for (int i = 0; i < 3; ++i) b.record_failure();
+  clock.advance(seconds(30));
+  EXPECT_TRUE(b.allow());
+  EXPECT_TRUE(b.allow());
+  EXPECT_FALSE(b.allow());
+  clock.advance(seconds(29));
+  EXPECT_FALSE(b.allow());
+  clock.advance(seconds(1));
+  EXPECT_TRUE(b.allow()) << "silent probes are given up after `recovery`";
+}
