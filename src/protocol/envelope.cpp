@@ -50,9 +50,18 @@ bool is_server_command(std::string_view type) {
 }
 
 ParseResult parse_envelope(std::string_view text) {
-  if (nests_deeper_than(text, kMaxJsonDepth))
+  // nlohmann (3.11) parses and destroys without recursion, but copying and dumping recurse
+  // once per level: a deep value is refused here, before anything copies it.
+  if (nests_deeper_than(text, kMaxJsonDepth)) {
+    auto deep = nlohmann::json::parse(text, nullptr, false);
+    std::optional<std::string> id, type;
+    if (deep.is_object()) {
+      if (auto it = deep.find("id"); it != deep.end() && it->is_string()) id = it->get<std::string>();
+      if (auto it = deep.find("type"); it != deep.end() && it->is_string()) type = it->get<std::string>();
+    }
     return fail(ErrorCode::invalid_command,
-                "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+                "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels", type, id);
+  }
   nlohmann::json body = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) return fail(ErrorCode::invalid_command, "Malformed JSON");
   if (!body.is_object()) return fail(ErrorCode::invalid_command, "A command must be a JSON object");

@@ -58,7 +58,7 @@ TEST(Envelope, AgentCommandDropsEnvelopeFieldsAndRewritesId) {
 TEST(Envelope, DeepNestingAndHugeDependsOnAreRefused) {
   std::string deep = R"({"type":"get_state","id":"d","sessionId":"s","a":)" + std::string(100000, '[') +
                      std::string(100000, ']') + "}";
-  check_rejected(deep, ErrorCode::invalid_command);
+  check_rejected(deep, ErrorCode::invalid_command, "get_state", "d");
   std::string ok = R"({"type":"get_state","sessionId":"s","a":)" + std::string(60, '[') +
                    std::string(60, ']') + "}";
   EXPECT_TRUE(parse_envelope(ok));
