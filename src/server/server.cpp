@@ -12,6 +12,11 @@ using nlohmann::json;
 using protocol::Envelope;
 using protocol::Response;
 
+namespace {
+// Period of the loop-stall probe; cheap (one timer), frequent enough to see 100 ms stalls.
+constexpr std::chrono::milliseconds kStallProbe{250};
+}  // namespace
+
 Server::Server(boost::asio::io_context& io, ServerOptions options,
                reliability::PipelineOptions pipeline_options,
                reliability::BreakerOptions breaker_options)
@@ -30,6 +35,19 @@ Server::Server(boost::asio::io_context& io, ServerOptions options,
     on_command_finished(s, r, took);
   });
   schedule_breaker_pruning();
+  schedule_stall_probe(clock_.steady_now() + kStallProbe);
+}
+
+void Server::schedule_stall_probe(SteadyTime due) {
+  scheduler_.schedule(kStallProbe, [this, due] {
+    auto now = clock_.steady_now();
+    double late = std::chrono::duration<double>(now - due).count();
+    if (late < 0) late = 0;
+    loop_stall_.observe(late);
+    loop_stall_max_seconds_ = std::max(loop_stall_max_seconds_, late);
+    if (late > 0.1) log::warn("loop_stall", {{"lateMs", static_cast<std::int64_t>(late * 1000)}});
+    schedule_stall_probe(now + kStallProbe);
+  });
 }
 
 

@@ -98,6 +98,7 @@ class Server : public ConnectionHandler,
                            const protocol::Response& response,
                            std::chrono::steady_clock::duration took);
   void schedule_breaker_pruning();
+  void schedule_stall_probe(SteadyTime due);
   // Applies `record` to a breaker and logs a state change.
   void record_breaker(const std::string& key,
                       const std::function<void(reliability::CircuitBreaker&)>& record);
@@ -118,6 +119,9 @@ class Server : public ConnectionHandler,
   reliability::CircuitBreakerManager breakers_;
   std::unordered_map<std::uint64_t, reliability::TokenBucket> rate_limits_;
   observability::Histogram latency_;
+  // How late the loop runs a timer due every kStallProbe: a blocked loop shows up here.
+  observability::Histogram loop_stall_;
+  double loop_stall_max_seconds_ = 0;
   // Responses of admitted commands by (command label, outcome: "success" or an error code).
   std::map<std::pair<std::string, std::string>, std::uint64_t> outcomes_;
   // Connections that opted out of command_* lifecycle events.

@@ -34,6 +34,9 @@ json Server::metrics_json() const {
       {"commandsByType", commands_by_type_},
       {"commandsByOutcome", by_outcome},
       {"commandLatency", latency_.to_json()},
+      {"loopStall", loop_stall_.to_json()},
+      {"loopStallMaxMs", static_cast<std::int64_t>(loop_stall_max_seconds_ * 1000)},
+      {"agentSpawn", relay_stats_.spawn_time.to_json()},
       {"errorsByCode", errors_by_code_},
       {"responsesTotal", responses_total_},
       {"responsesUndeliverable", responses_undeliverable_},
@@ -129,6 +132,12 @@ std::string Server::prometheus_text() const {
   w.family("pi_server_command_duration_seconds", "histogram",
            "Time from admission to response of admitted commands.");
   w.histogram("pi_server_command_duration_seconds", {}, latency_);
+  w.family("pi_server_loop_stall_seconds", "histogram",
+           "How late the event loop ran a timer due every 250 ms (a blocked loop shows here).");
+  w.histogram("pi_server_loop_stall_seconds", {}, loop_stall_);
+  w.family("pi_server_agent_spawn_seconds", "histogram",
+           "Time posix_spawn took to start an agent (it runs on the event loop).");
+  w.histogram("pi_server_agent_spawn_seconds", {}, relay_stats_.spawn_time);
   w.family("pi_server_errors_total", "counter", "Error responses by code (rejections included).");
   for (const auto& [code, n] : errors_by_code_)
     w.sample("pi_server_errors_total", {{"code", code}}, static_cast<double>(n));

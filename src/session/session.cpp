@@ -69,7 +69,10 @@ std::optional<pid_t> Session::agent_pid() const {
 
 std::optional<std::string> Session::start_agent() {
   auto request = agent::build_spawn_request(agent_options_, launch_, environ);
+  auto spawn_started = std::chrono::steady_clock::now();
   auto spawned = agent::spawn_process(request);
+  stats_.spawn_time.observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - spawn_started).count());
   if (auto* ec = std::get_if<std::error_code>(&spawned)) {
     log::error("agent_spawn_failed",
                {{"session", id_}, {"command", request.argv.front()}, {"error", ec->message()}});

@@ -19,6 +19,7 @@
 
 #include "agent/agent_launch.hpp"
 #include "agent/agent_process.hpp"
+#include "observability/metrics.hpp"
 #include "pi_server/options.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/frames.hpp"
@@ -43,6 +44,8 @@ struct RelayStats {
   std::uint64_t agent_lines_oversize = 0;
   std::uint64_t agent_responses_unmatched = 0;
   std::uint64_t agent_exits = 0;
+  // posix_spawn runs on the loop thread: how long it blocks it.
+  observability::Histogram spawn_time;
 };
 
 // What a session tells its owner.

@@ -88,11 +88,14 @@ TEST(Limits, MetricsEndpointIsValidPrometheusText) {
   for (const char* name : {"pi_server_sessions 1", "pi_server_commands_total{command=\"prompt\",outcome=\"success\"} 1",
                            "pi_server_errors_total{code=\"session_not_found\"} 1",
                            "pi_server_command_duration_seconds_count", "pi_server_events_relayed_total",
-                           "pi_server_circuit_state{provider=\"pi-server-demo\"} 0"})
+                           "pi_server_circuit_state{provider=\"pi-server-demo\"} 0",
+                           "pi_server_loop_stall_seconds_count", "pi_server_agent_spawn_seconds_count 1"})
     EXPECT_NE(metrics.body.find(name), std::string::npos) << name;
   auto json_metrics = c.request({{"type", "get_metrics"}, {"id", "gm"}});
   EXPECT_EQ(json_metrics["data"]["sessionCount"], 1);
   EXPECT_EQ(json_metrics["data"]["commandsByOutcome"]["prompt"]["success"], 1);
+  EXPECT_EQ(json_metrics["data"]["agentSpawn"]["count"], 1);
+  EXPECT_TRUE(json_metrics["data"]["loopStallMaxMs"].is_number());
 }
 
 TEST(Limits, BrowserOriginsAreRefusedUnlessAllowed) {
