@@ -98,6 +98,12 @@ class Server : public ConnectionHandler,
                            const protocol::Response& response,
                            std::chrono::steady_clock::duration took);
   void schedule_breaker_pruning();
+  // The breaker guarding a command: "bash", the session's provider for LLM-bound commands,
+  // or "" for none.
+  std::string breaker_key_for(const protocol::Envelope& env) const;
+  // The session a command names; if there is none, answers session_not_found and returns null.
+  std::shared_ptr<session::Session> session_or_reply(const protocol::Envelope& env,
+                                                     const Reply& reply) const;
   void schedule_stall_probe(SteadyTime due);
   // Applies `record` to a breaker and logs a state change.
   void record_breaker(const std::string& key,

@@ -59,6 +59,15 @@ std::string model_string(const json& model) {
 
 // ---------------------------------------------------------------- server commands
 
+std::shared_ptr<session::Session> Server::session_or_reply(const Envelope& env,
+                                                           const Reply& reply) const {
+  auto it = sessions_.find(*env.session_id);
+  if (it != sessions_.end()) return it->second;
+  reply(protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
+                                 "Session not found: " + *env.session_id));
+  return nullptr;
+}
+
 fs::path Server::prepare_session_dirs(const std::string& session_id) {
   // <state>/sessions/<id>/ holds pi's session files; <id>/agent/ is this session's own pi
   // agent dir, so settings pi persists (set_auto_retry, set_steering_mode...) stay private
@@ -188,12 +197,9 @@ void Server::create_session(std::uint64_t conn, const Envelope& env, Reply reply
 }
 
 void Server::delete_session(std::uint64_t conn, const Envelope& env, Reply reply) {
-  auto it = sessions_.find(*env.session_id);
-  if (it == sessions_.end())
-    return reply(protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
-                                               "Session not found: " + *env.session_id));
-  auto session = it->second;
-  sessions_.erase(it);
+  auto session = session_or_reply(env, reply);
+  if (!session) return;
+  sessions_.erase(session->id());
   stopping_.emplace(session.get(), session);
   std::uint64_t conn_id = conn;
   auto* raw = session.get();
@@ -219,14 +225,12 @@ void Server::list_sessions(std::uint64_t conn, const Envelope& env, Reply reply)
 }
 
 void Server::switch_session(std::uint64_t conn, const Envelope& env, Reply reply) {
-  auto it = sessions_.find(*env.session_id);
-  if (it == sessions_.end())
-    return reply(protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
-                                               "Session not found: " + *env.session_id));
+  auto found = session_or_reply(env, reply);
+  if (!found) return;
   if (env.body.contains("afterSeq") && !env.body["afterSeq"].is_number_unsigned())
     return reply(protocol::error_response(env.type, env.id, ErrorCode::invalid_command,
                                                "Field 'afterSeq' must be a non-negative integer"));
-  auto& session = *it->second;
+  auto& session = *found;
   if (env.body.contains("afterSeq") && session.is_subscribed(conn))
     // Its live events are already on the way: a replay would interleave with them.
     return reply(protocol::error_response(env.type, env.id, ErrorCode::invalid_command,
@@ -252,11 +256,9 @@ void Server::switch_session(std::uint64_t conn, const Envelope& env, Reply reply
 }
 
 void Server::unsubscribe(std::uint64_t conn, const Envelope& env, Reply reply) {
-  auto it = sessions_.find(*env.session_id);
-  if (it == sessions_.end())
-    return reply(protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
-                                               "Session not found: " + *env.session_id));
-  bool was = it->second->unsubscribe(conn);
+  auto session = session_or_reply(env, reply);
+  if (!session) return;
+  bool was = session->unsubscribe(conn);
   Response r = protocol::success_response(env.type, env.id, json{{"wasSubscribed", was}});
   r.session_id = *env.session_id;
   reply(r);
@@ -265,11 +267,7 @@ void Server::unsubscribe(std::uint64_t conn, const Envelope& env, Reply reply) {
 // ---------------------------------------------------------------- session commands
 
 void Server::relay_session_command(std::uint64_t conn, const Envelope& env, Reply reply) {
-  auto it = sessions_.find(*env.session_id);
-  if (it == sessions_.end())
-    return reply(protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
-                                               "Session not found: " + *env.session_id));
-  it->second->relay(env, std::move(reply));
+  if (auto session = session_or_reply(env, reply)) session->relay(env, std::move(reply));
 }
 
 void Server::get_command_history(std::uint64_t, const Envelope& env, Reply reply) {

@@ -43,13 +43,7 @@ std::optional<Response> Server::admission_check(const reliability::Submission& s
     r.data = json{{"retryAfterMs", bucket->second.retry_after().count()}};
     return r;
   }
-  std::string breaker_key;
-  if (is_llm_bound(env.type) && env.session_id) {
-    auto it = sessions_.find(*env.session_id);
-    if (it != sessions_.end()) breaker_key = it->second->provider();
-  } else if (env.type == kBashBreaker) {
-    breaker_key = kBashBreaker;
-  }
+  std::string breaker_key = breaker_key_for(env);
   if (!breaker_key.empty()) {
     if (auto rejection = breakers_.check(breaker_key)) {
       auto r = protocol::error_response(env.type, env.id, ErrorCode::circuit_open, rejection->message);
@@ -69,30 +63,28 @@ void Server::on_command_finished(const reliability::Submission& sub, const Respo
                         : response.code  ? std::string(to_string(*response.code))
                                          : "error";
   ++outcomes_[{std::string(protocol::command_label(sub.envelope.type)), outcome}];
+  // (circuit_open is decided before admission, so it never reaches this hook.)
+  const std::string key = breaker_key_for(sub.envelope);
+  if (key.empty()) return;
   const auto& type = sub.envelope.type;
-  if (type == kBashBreaker) {
-    std::string key(kBashBreaker);
-    if (response.code == ErrorCode::timeout) {
-      record_breaker(key, [](reliability::CircuitBreaker& b) { b.record_failure(); });
-    } else if (response.success) {
-      record_breaker(key, [](reliability::CircuitBreaker& b) { b.record_success(); });
-    } else if (response.code != ErrorCode::circuit_open) {
-      breakers_.breaker(key).release_probe();  // ended without telling either way
-    }
-  } else if (type == "compact" && response.success && sub.envelope.session_id) {
-    // A compaction is one LLM call that emits no assistant message: its success is the
-    // provider's success (and ends a half-open probe).
-    auto it = sessions_.find(*sub.envelope.session_id);
-    if (it != sessions_.end() && !it->second->provider().empty())
-      record_breaker(it->second->provider(), [](reliability::CircuitBreaker& b) { b.record_success(); });
-  } else if (is_llm_bound(type) && !response.success && sub.envelope.session_id &&
-             response.code != ErrorCode::circuit_open) {
-    // The agent refused it (busy, bad input): it never reached the provider, so a
+  if (type == kBashBreaker && response.code == ErrorCode::timeout) {
+    record_breaker(key, [](reliability::CircuitBreaker& b) { b.record_failure(); });
+  } else if (response.success && (type == kBashBreaker || type == "compact")) {
+    // bash: it finished in time. compact: one LLM call that emits no assistant message, so
+    // its success is the provider's success (and ends a half-open probe).
+    record_breaker(key, [](reliability::CircuitBreaker& b) { b.record_success(); });
+  } else if (!response.success) {
+    // Refused or ended without telling either way (the agent was busy, bad input): a
     // half-open probe slot it took is free again.
-    auto it = sessions_.find(*sub.envelope.session_id);
-    if (it != sessions_.end() && !it->second->provider().empty())
-      breakers_.breaker(it->second->provider()).release_probe();
+    breakers_.breaker(key).release_probe();
   }
+}
+
+std::string Server::breaker_key_for(const Envelope& env) const {
+  if (env.type == kBashBreaker) return std::string(kBashBreaker);
+  if (!is_llm_bound(env.type) || !env.session_id) return {};
+  auto it = sessions_.find(*env.session_id);
+  return it == sessions_.end() ? std::string() : it->second->provider();
 }
 
 void Server::record_breaker(const std::string& key,

@@ -125,7 +125,6 @@ class Session {
     std::vector<std::pair<std::uint64_t, Frame>> events;
   };
   Replay events_after(std::uint64_t after_seq) const;
-  std::size_t buffered_event_bytes() const { return ring_bytes_; }
 
   // {sessionId, name?, cwd, model, state, createdAt, lastActivityAt, subscriberCount}
   nlohmann::json summary() const;
