@@ -20,7 +20,7 @@
 #include "observability/metrics.hpp"
 #include "reliability/circuit_breaker.hpp"
 #include "reliability/command_pipeline.hpp"
-#include "server/connection_registry.hpp"
+#include "connections/connection_registry.hpp"
 #include "session/session.hpp"
 
 namespace pi_server::server {

@@ -36,7 +36,7 @@ bool is_read_only_command(std::string_view type) {
 }
 
 Session::Session(boost::asio::io_context& io, std::string id, agent::SessionLaunch launch,
-                 const AgentOptions& agent_options, server::ConnectionRegistry& connections,
+                 const AgentOptions& agent_options, ConnectionRegistry& connections,
                  RelayStats& stats, SessionObserver& observer, std::size_t event_buffer_bytes)
     : io_(io),
       id_(std::move(id)),

@@ -23,7 +23,7 @@
 #include "pi_server/options.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/frames.hpp"
-#include "server/connection_registry.hpp"
+#include "connections/connection_registry.hpp"
 
 namespace pi_server::session {
 
@@ -68,7 +68,7 @@ class SessionObserver {
 class Session {
  public:
   Session(boost::asio::io_context& io, std::string id, agent::SessionLaunch launch,
-          const AgentOptions& agent_options, server::ConnectionRegistry& connections,
+          const AgentOptions& agent_options, ConnectionRegistry& connections,
           RelayStats& stats, SessionObserver& observer, std::size_t event_buffer_bytes);
   ~Session();
   Session(const Session&) = delete;
@@ -158,7 +158,7 @@ class Session {
   std::string quoted_id_;  // json_quote(id_), spliced into every event envelope
   agent::SessionLaunch launch_;
   const AgentOptions& agent_options_;
-  server::ConnectionRegistry& connections_;
+  ConnectionRegistry& connections_;
   RelayStats& stats_;
   SessionObserver& observer_;
 

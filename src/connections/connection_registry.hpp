@@ -7,7 +7,7 @@
 
 #include "pi_server/connection.hpp"
 
-namespace pi_server::server {
+namespace pi_server {
 
 class ConnectionRegistry {
  public:
@@ -26,4 +26,4 @@ class ConnectionRegistry {
   std::unordered_map<std::uint64_t, std::shared_ptr<Connection>> connections_;
 };
 
-}  // namespace pi_server::server
+}  // namespace pi_server

@@ -1,6 +1,6 @@
-#include "server/connection_registry.hpp"
+#include "connections/connection_registry.hpp"
 
-namespace pi_server::server {
+namespace pi_server {
 
 void ConnectionRegistry::add(std::shared_ptr<Connection> connection) {
   auto id = connection->id();
@@ -14,7 +14,7 @@ Connection* ConnectionRegistry::find(std::uint64_t id) const {
   return it == connections_.end() ? nullptr : it->second.get();
 }
 
-}  // namespace pi_server::server
+}  // namespace pi_server
 
 namespace pi_server {
 std::uint64_t next_connection_id() {
