@@ -14,7 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   if (r.envelope->type.empty()) std::abort();
-  if (r.envelope->family == pi_server::protocol::CommandFamily::session) {
+  if (!r.envelope->is_server_command()) {
     auto cmd = pi_server::protocol::to_agent_command(*r.envelope, "x");
     if (cmd.contains("sessionId") || cmd.contains("idempotencyKey") || cmd["id"] != "x") std::abort();
   }

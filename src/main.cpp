@@ -107,8 +107,8 @@ int main(int argc, char** argv) {
   app.add_option("--ui-timeout-ms", ui_timeout_ms,
                  "Unanswered extension UI dialogs are cancelled after this long")
       ->capture_default_str()->check(CLI::PositiveNumber);
-  reliability::PipelineOptions pipeline;
-  reliability::BreakerOptions breaker;
+  PipelineOptions& pipeline = options.pipeline;
+  BreakerOptions& breaker = options.breakers;
   std::uint64_t read_timeout_ms = pipeline.read_timeout.count();
   std::uint64_t command_timeout_ms = pipeline.default_timeout.count();
   std::uint64_t long_timeout_ms = pipeline.long_timeout.count();
@@ -258,7 +258,7 @@ int main(int argc, char** argv) {
                              {"model", std::string(demo::kProvider) + "/" + std::string(demo::kModelId)}});
   }
 
-  server::Server server(io, options, pipeline, breaker);
+  server::Server server(io, options);
   std::vector<std::string> transports;
   std::shared_ptr<transport::Listener> listener;
   if (options.listen) {

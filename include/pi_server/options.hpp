@@ -63,6 +63,41 @@ struct ConnectionLimits {
   std::vector<std::string> allowed_origins;
 };
 
+// The command pipeline (DESIGN §4).
+struct PipelineOptions {
+  // Commands waiting in one lane (not counting the one running) before limit_reached.
+  // Default 64.
+  std::size_t max_pending_per_lane = 64;
+  // Outcomes kept for replay: at most this many (default 10 000), none older than
+  // outcome_max_age (default 1 h); the oldest leave first.
+  std::size_t max_outcomes = 10000;
+  std::chrono::seconds outcome_max_age{3600};
+  // How long a command may wait for an unfinished dependsOn command. Default 30 s.
+  std::chrono::milliseconds dependency_wait{30000};
+  // Timeouts by the command table's timeout class: read (get_*, list_sessions...; default
+  // 30 s), normal (default 60 s) and long-running (prompt, compact, bash, export_html,
+  // session switches, create/delete_session; default 10 min).
+  std::chrono::milliseconds read_timeout{30000};
+  std::chrono::milliseconds default_timeout{60000};
+  std::chrono::milliseconds long_timeout{600000};
+};
+
+// Circuit breakers, one per LLM provider plus one for bash timeouts (DESIGN §5, §9).
+struct BreakerOptions {
+  // Failures (or slow runs) within `window` that open a breaker. Defaults 5, 5, 60 s.
+  std::size_t failure_threshold = 5;
+  std::size_t slow_threshold = 5;
+  std::chrono::milliseconds window{60000};
+  // A run (agent_start to agent_settled) longer than this counts as slow. Default 120 s.
+  std::chrono::milliseconds slow_call{120000};
+  // Time an open breaker rejects before it lets probes through (half-open). Default 30 s.
+  std::chrono::milliseconds recovery{30000};
+  // Probes admitted while half-open. Default 5.
+  std::size_t half_open_max_calls = 5;
+  // Closed breakers unused this long are forgotten. Default 10 min.
+  std::chrono::milliseconds idle_ttl{600000};
+};
+
 struct ServerOptions {
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 3141;
@@ -83,6 +118,8 @@ struct ServerOptions {
   std::chrono::milliseconds drain_timeout{10000};
   ConnectionLimits connection;
   AgentOptions agent;
+  PipelineOptions pipeline;
+  BreakerOptions breakers;
 };
 
 }  // namespace pi_server

@@ -1,22 +1,11 @@
 #include "protocol/envelope.hpp"
 
-#include <array>
+#include <algorithm>
 
 #include "protocol/json_scan.hpp"
 
 namespace pi_server::protocol {
 namespace {
-
-constexpr std::array<std::string_view, 9> kServerCommands = {
-    "create_session", "delete_session", "list_sessions",       "switch_session",
-    "unsubscribe",    "get_metrics",    "health_check",        "get_command_history",
-    "set_lifecycle_events",
-};
-
-// Server commands that act on one session and so need `sessionId`.
-bool needs_session_id(std::string_view type) {
-  return type == "delete_session" || type == "switch_session" || type == "unsubscribe";
-}
 
 ParseResult fail(ErrorCode code, std::string message, std::optional<std::string> type = {},
                  std::optional<std::string> id = {}) {
@@ -25,28 +14,41 @@ ParseResult fail(ErrorCode code, std::string message, std::optional<std::string>
   return r;
 }
 
+bool has_type(const nlohmann::json& value, FieldType type) {
+  switch (type) {
+    case FieldType::string: return value.is_string();
+    case FieldType::boolean: return value.is_boolean();
+    case FieldType::integer: return value.is_number_integer();
+    case FieldType::unsigned_integer: return value.is_number_unsigned();
+    case FieldType::array: return value.is_array();
+    case FieldType::object: return value.is_object();
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string_view command_label(std::string_view type) {
-  static constexpr std::string_view kPiCommands[] = {
-      "prompt", "steer", "follow_up", "abort", "get_state", "get_messages", "get_entries",
-      "set_model", "cycle_model", "get_available_models", "set_thinking_level",
-      "cycle_thinking_level", "get_available_thinking_levels", "set_steering_mode",
-      "set_follow_up_mode", "clear_queue", "compact", "set_auto_compaction", "set_auto_retry",
-      "abort_retry", "bash", "abort_bash", "get_session_stats", "export_html", "new_session",
-      "fork", "clone", "get_fork_messages", "get_tree", "get_last_assistant_text",
-      "set_session_name", "get_commands", "extension_ui_response", "switch_session_file"};
-  for (auto t : kServerCommands)
-    if (t == type) return t;
-  for (auto t : kPiCommands)
-    if (t == type) return t;
-  return "other";
+  const CommandSpec* spec = find_command(type);
+  return spec ? spec->name : std::string_view("other");
 }
 
-bool is_server_command(std::string_view type) {
-  for (auto t : kServerCommands)
-    if (t == type) return true;
-  return false;
+Status check_fields(const CommandSpec& spec, const nlohmann::json& body) {
+  for (const FieldSpec& field : spec.fields) {
+    auto it = body.find(field.name);
+    if (it == body.end()) {
+      if (field.required)
+        return Status::error(ErrorCode::invalid_command,
+                             "Missing field '" + std::string(field.name) + "' for " +
+                                 std::string(spec.name));
+      continue;
+    }
+    if (!has_type(*it, field.type))
+      return Status::error(ErrorCode::invalid_command, "Field '" + std::string(field.name) +
+                                                           "' must be " +
+                                                           std::string(to_string(field.type)));
+  }
+  return Status::ok();
 }
 
 ParseResult parse_envelope(std::string_view text) {
@@ -85,7 +87,8 @@ ParseResult parse_envelope(std::string_view text) {
   Envelope env;
   env.type = type;
   env.id = id;
-  env.family = is_server_command(type) ? CommandFamily::server : CommandFamily::session;
+  const CommandSpec* known = find_command(type);
+  if (known) env.spec = known;
 
   if (auto it = body.find("sessionId"); it != body.end()) {
     if (!it->is_string() || it->get_ref<const std::string&>().empty())
@@ -110,14 +113,25 @@ ParseResult parse_envelope(std::string_view text) {
                   "Field 'dependsOn' may name at most " + std::to_string(kMaxDependencies) +
                       " commands",
                   type, id);
+    for (const auto& d : *it) {
+      const auto& dep = d.get_ref<const std::string&>();
+      if (std::find(env.depends_on.begin(), env.depends_on.end(), dep) == env.depends_on.end())
+        env.depends_on.push_back(dep);
+    }
   }
   if (auto it = body.find("ifSessionVersion"); it != body.end()) {
     if (!it->is_number_integer())
       return fail(ErrorCode::invalid_command, "Field 'ifSessionVersion' must be an integer", type,
                   id);
+    env.if_session_version = it->get<std::int64_t>();
   }
-  if (!env.session_id && (env.family == CommandFamily::session || needs_session_id(type)))
+  if (!env.session_id && env.spec->needs_session) {
+    // Without a session, a type the table does not know cannot be relayed anywhere.
+    if (!known) return fail(ErrorCode::unknown_command, "Unknown command: " + type, type, id);
     return fail(ErrorCode::invalid_command, "Missing field 'sessionId' for " + type, type, id);
+  }
+  if (auto checked = check_fields(*env.spec, body); !checked)
+    return fail(ErrorCode::invalid_command, checked.message(), type, id);
 
   env.body = std::move(body);
   return ParseResult{std::move(env), {}};
@@ -128,7 +142,7 @@ nlohmann::json to_agent_command(const Envelope& envelope, std::string_view agent
   for (const char* key : {"sessionId", "idempotencyKey", "dependsOn", "ifSessionVersion"})
     cmd.erase(key);
   cmd["id"] = agent_id;
-  if (envelope.type == "switch_session_file") cmd["type"] = "switch_session";
+  if (!envelope.spec->agent_type.empty()) cmd["type"] = envelope.spec->agent_type;
   return cmd;
 }
 

@@ -6,24 +6,31 @@
 #include <string>
 #include <string_view>
 
+#include <vector>
+
 #include "pi_server/error_code.hpp"
+#include "pi_server/result.hpp"
+#include "protocol/commands.hpp"
 
 namespace pi_server::protocol {
 
 // Most ids one command may name in dependsOn.
 inline constexpr std::size_t kMaxDependencies = 32;
 
-// Commands the daemon executes itself (the "server lane").
-enum class CommandFamily { server, session };
-
 struct Envelope {
   std::string type;
   std::optional<std::string> id;
   std::optional<std::string> session_id;
   std::optional<std::string> idempotency_key;
-  CommandFamily family = CommandFamily::session;
+  // dependsOn, deduplicated order kept; ifSessionVersion.
+  std::vector<std::string> depends_on;
+  std::optional<std::int64_t> if_session_version;
+  // What the command is (its row in the command table, or the unknown-command rules).
+  const CommandSpec* spec = &unknown_session_command();
   // The whole command object as received (envelope fields included).
   nlohmann::json body;
+
+  bool is_server_command() const { return spec->is_server(); }
 };
 
 struct EnvelopeError {
@@ -34,10 +41,10 @@ struct EnvelopeError {
   std::optional<std::string> id;
 };
 
-// Parses and validates one command. On error, says what to answer.
-// Server commands: create_session, delete_session, list_sessions, switch_session,
-// unsubscribe, get_metrics, health_check. Everything else with a string `type` is a
-// session command and needs `sessionId`.
+// Parses and validates one command: the envelope fields, then the payload fields against
+// the command's row in the command table (protocol/commands.hpp). A type the table does not
+// know is a session command (relayed to the agent) and needs `sessionId`; without one it is
+// unknown_command. On error, says what to answer.
 struct ParseResult {
   std::optional<Envelope> envelope;
   EnvelopeError error{ErrorCode::invalid_command, {}, {}, {}};
@@ -45,12 +52,13 @@ struct ParseResult {
 };
 ParseResult parse_envelope(std::string_view text);
 
+// Checks `body`'s payload fields against `spec` (types, required ones). The message names
+// the field, e.g. "Field 'message' must be a string".
+Status check_fields(const CommandSpec& spec, const nlohmann::json& body);
+
 // The command name as a metrics label: known server and pi commands keep their name, any
 // other type is "other" (label values come from a closed set).
 std::string_view command_label(std::string_view type);
-
-// True for the commands the daemon answers itself.
-bool is_server_command(std::string_view type);
 
 // The agent-bound command for a session command: the client's object without the envelope
 // fields (sessionId, idempotencyKey, dependsOn, ifSessionVersion), with `id` replaced by

@@ -13,18 +13,9 @@
 #include <string>
 
 #include "pi_server/clock.hpp"
+#include "pi_server/options.hpp"
 
 namespace pi_server::reliability {
-
-struct BreakerOptions {
-  std::size_t failure_threshold = 5;
-  std::size_t slow_threshold = 5;
-  std::chrono::milliseconds window{60000};
-  std::chrono::milliseconds slow_call{120000};
-  std::chrono::milliseconds recovery{30000};
-  std::size_t half_open_max_calls = 5;
-  std::chrono::milliseconds idle_ttl{600000};
-};
 
 enum class BreakerState { closed, open, half_open };
 std::string_view to_string(BreakerState state);

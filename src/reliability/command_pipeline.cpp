@@ -28,20 +28,18 @@ namespace {
 
 bool wants_lifecycle(const Submission& s) { return s.lifecycle_events && s.envelope.id.has_value(); }
 
-std::int64_t epoch_ms(SystemTime t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
 }  // namespace
 
-CommandPipeline::CommandPipeline(const Clock& clock, Scheduler& scheduler, Executor& executor,
-                                 Delivery& delivery, PipelineOptions options)
+CommandPipeline::CommandPipeline(const Clock& clock, Scheduler& scheduler,
+                                 PipelineCollaborators collaborators, PipelineOptions options)
     : clock_(clock),
       scheduler_(scheduler),
-      executor_(executor),
-      delivery_(delivery),
-      options_(options),
-      store_(clock, options.max_outcomes, options.outcome_max_age) {}
+      store_(collaborators.outcomes),
+      admission_(collaborators.admission),
+      versions_(collaborators.versions),
+      executor_(collaborators.executor),
+      delivery_(collaborators.delivery),
+      options_(options) {}
 
 CommandPipeline::~CommandPipeline() = default;
 
@@ -62,36 +60,25 @@ bool CommandPipeline::is_retryable_rejection(const Response& response) {
   }
 }
 
-bool CommandPipeline::bypasses_lane(std::string_view type) {
-  return type == "abort" || type == "abort_bash" || type == "abort_retry" ||
-         type == "extension_ui_response";
-}
-
-bool CommandPipeline::is_read_only(std::string_view type) {
-  return type.starts_with("get_") || type == "list_sessions" || type == "health_check" ||
-         type == "list_stored_sessions";
-}
-
 std::string CommandPipeline::lane_of(const protocol::Envelope& env) {
   // create_session and delete_session belong to their session's lane: a create (~0.3 s for
   // pi to start) must not hold up every other server command, and commands for a session
   // queue behind its creation.
-  if (env.type == "create_session") {
+  // (Both are LaneRule::session in the command table.)
+  if (env.spec->lane == protocol::LaneRule::server) return "server";
+  if (!env.session_id) {
     static std::uint64_t anonymous = 0;
-    return env.session_id ? "session:" + *env.session_id : "create:" + std::to_string(++anonymous);
+    return "create:" + std::to_string(++anonymous);
   }
-  if (env.family == protocol::CommandFamily::server && env.type != "delete_session")
-    return "server";
-  return "session:" + env.session_id.value_or("");
+  return "session:" + *env.session_id;
 }
 
-std::chrono::milliseconds CommandPipeline::timeout_for(std::string_view type) const {
-  static constexpr std::string_view kLong[] = {
-      "prompt",  "compact", "bash",  "export_html",         "new_session",    "fork",
-      "clone",   "switch_session_file", "create_session", "delete_session"};
-  for (auto t : kLong)
-    if (t == type) return options_.long_timeout;
-  if (is_read_only(type)) return options_.read_timeout;
+std::chrono::milliseconds CommandPipeline::timeout_for(const protocol::CommandSpec& spec) const {
+  switch (spec.timeout) {
+    case protocol::TimeoutClass::read: return options_.read_timeout;
+    case protocol::TimeoutClass::normal: return options_.default_timeout;
+    case protocol::TimeoutClass::long_running: return options_.long_timeout;
+  }
   return options_.default_timeout;
 }
 
@@ -140,7 +127,7 @@ void CommandPipeline::submit(Submission sub) {
   }
   auto job = std::make_shared<Job>();
   job->lane = lane_of(env);
-  job->bypass = bypasses_lane(env.type);
+  job->bypass = env.spec->lane == protocol::LaneRule::bypass;
   if (!job->bypass) {
     auto it = lanes_.find(job->lane);
     if (it != lanes_.end() && it->second.waiting.size() >= options_.max_pending_per_lane) {
@@ -155,11 +142,9 @@ void CommandPipeline::submit(Submission sub) {
   }
   // Rate limits and circuit breakers last: a breaker's half-open check takes a probe slot,
   // which must only happen for a command that is then admitted.
-  if (admission_check_) {
-    if (auto rejection = admission_check_(sub)) {
-      delivery_.deliver(sub.connection_id, *rejection);
-      return;
-    }
+  if (auto rejection = admission_.admit(sub)) {
+    delivery_.deliver(sub.connection_id, *rejection);
+    return;
   }
   if (storable) job->record = store_.begin(sub.principal, env, fp);
   job->sub = std::move(sub);
@@ -227,9 +212,9 @@ void CommandPipeline::check_preconditions(const std::shared_ptr<Job>& job) {
     finish(job, std::move(r));
   };
 
-  if (auto v = env.body.find("ifSessionVersion"); v != env.body.end() && env.session_id) {
-    auto current = executor_.session_version(*env.session_id);
-    auto expected = v->get<std::int64_t>();
+  if (env.if_session_version && env.session_id) {
+    auto current = versions_.session_version(*env.session_id);
+    auto expected = *env.if_session_version;
     if (current && static_cast<std::int64_t>(*current) != expected) {
       ++stats_.version_mismatches;
       return fail(ErrorCode::version_mismatch,
@@ -240,10 +225,8 @@ void CommandPipeline::check_preconditions(const std::shared_ptr<Job>& job) {
   }
 
   std::set<std::string> pending;
-  if (auto deps = env.body.find("dependsOn"); deps != env.body.end()) {
-    std::set<std::string> distinct;
-    for (const auto& dep_json : *deps) distinct.insert(dep_json.get<std::string>());
-    for (const std::string& dep : distinct) {
+  {
+    for (const std::string& dep : env.depends_on) {
       auto rec = store_.find_by_id(job->sub.principal, dep);
       if (!rec) {
         ++stats_.dependency_failures;
@@ -311,7 +294,7 @@ void CommandPipeline::execute(const std::shared_ptr<Job>& job) {
     if (env.session_id) data["sessionId"] = *env.session_id;
     delivery_.deliver_event(job->sub.connection_id, "command_started", data);
   }
-  auto timeout = timeout_for(env.type);
+  auto timeout = timeout_for(*env.spec);
   job->timeout_timer = scheduler_.schedule(timeout, [this, job, timeout] {
     job->timeout_timer = 0;
     if (job->finished) return;
@@ -360,7 +343,12 @@ void CommandPipeline::finish(const std::shared_ptr<Job>& job, Response response)
                                                  : store_.complete(job->record, response);
   }
   delivery_.deliver(job->sub.connection_id, response);
-  if (finished_hook_) finished_hook_(job->sub, response, clock_.steady_now() - job->admitted);
+  stats_.latency.observe(std::chrono::duration<double>(clock_.steady_now() - job->admitted).count());
+  std::string outcome = response.success ? "success"
+                        : response.code  ? std::string(to_string(*response.code))
+                                         : "error";
+  ++stats_.outcomes[{std::string(protocol::command_label(env.type)), std::move(outcome)}];
+  admission_.on_finished(job->sub, response);
   if (wants_lifecycle(job->sub)) {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.steady_now() - job->admitted);
     json data = {{"commandId", *env.id}, {"command", env.type}, {"success", response.success},
@@ -404,53 +392,6 @@ std::map<std::string, std::size_t> CommandPipeline::lane_depths() const {
   std::map<std::string, std::size_t> out;
   for (const auto& [name, lane] : lanes_) out[name] = lane.waiting.size() + (lane.running ? 1 : 0);
   return out;
-}
-
-json CommandPipeline::history(const std::string& principal, const json& filter) const {
-  auto str = [&](const char* key) -> std::optional<std::string> {
-    auto it = filter.find(key);
-    if (it != filter.end() && it->is_string()) return it->get<std::string>();
-    return std::nullopt;
-  };
-  auto num = [&](const char* key) -> std::optional<std::int64_t> {
-    auto it = filter.find(key);
-    if (it != filter.end() && it->is_number_integer()) return it->get<std::int64_t>();
-    return std::nullopt;
-  };
-  auto session = str("sessionIdFilter");
-  auto command_id = str("commandId");
-  auto from = num("fromTimestamp");
-  auto to = num("toTimestamp");
-  std::int64_t limit = std::clamp<std::int64_t>(num("limit").value_or(100), 1, 1000);
-
-  auto records = store_.records();
-  std::sort(records.begin(), records.end(),
-            [](const auto& a, const auto& b) { return a->admitted_at < b->admitted_at; });
-  json out = json::array();
-  for (const auto& r : records) {
-    if (r->principal != principal) continue;
-    if (session && r->session_id != session) continue;
-    if (command_id && r->client_id != command_id) continue;
-    std::int64_t admitted = epoch_ms(r->admitted_at);
-    if (from && admitted < *from) continue;
-    if (to && admitted > *to) continue;
-    json e = {{"command", r->command}, {"state", r->done ? "finished" : "running"},
-              {"admittedAt", admitted}, {"replays", r->replays}};
-    if (r->client_id) e["commandId"] = *r->client_id;
-    if (r->idempotency_key) e["idempotencyKey"] = *r->idempotency_key;
-    if (r->session_id) e["sessionId"] = *r->session_id;
-    if (r->done) {
-      e["success"] = r->response.success;
-      if (r->response.code) e["code"] = std::string(to_string(*r->response.code));
-      e["finishedAt"] = epoch_ms(r->finished_at);
-      e["durationMs"] = epoch_ms(r->finished_at) - admitted;
-    }
-    out.push_back(std::move(e));
-  }
-  // The newest `limit` entries, still oldest first.
-  if (static_cast<std::int64_t>(out.size()) > limit)
-    out.erase(out.begin(), out.begin() + (static_cast<std::int64_t>(out.size()) - limit));
-  return json{{"commands", out}};
 }
 
 }  // namespace pi_server::reliability

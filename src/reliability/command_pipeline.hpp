@@ -17,7 +17,9 @@
 #include <string>
 #include <unordered_map>
 
+#include "observability/metrics.hpp"
 #include "pi_server/clock.hpp"
+#include "pi_server/options.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/frames.hpp"
 #include "reliability/outcome_store.hpp"
@@ -27,27 +29,32 @@ namespace pi_server::reliability {
 // Duplicates of one unfinished command that may wait for its outcome.
 inline constexpr std::size_t kMaxDuplicateWaiters = 64;
 
-struct PipelineOptions {
-  // Commands waiting in one lane (not counting the one running) before limit_reached.
-  std::size_t max_pending_per_lane = 64;
-  // Outcome store bounds.
-  std::size_t max_outcomes = 10000;
-  std::chrono::seconds outcome_max_age{3600};
-  // How long a command may wait for an unfinished dependsOn command.
-  std::chrono::milliseconds dependency_wait{30000};
-  // Timeouts by class: reads (get_*, list_sessions, ...), most commands, and long ones
-  // (compact, bash, export_html, session switches, create/delete_session).
-  std::chrono::milliseconds read_timeout{30000};
-  std::chrono::milliseconds default_timeout{60000};
-  std::chrono::milliseconds long_timeout{600000};
-};
-
 // One command handed to the pipeline.
 struct Submission {
   protocol::Envelope envelope;
   std::string principal = "local";
   std::uint64_t connection_id = 0;
   bool lifecycle_events = true;
+};
+
+// Decides whether a command may be admitted now (rate limits, circuit breakers), and learns
+// how each admitted command ended (breaker accounting). The authorize step lives here too.
+class AdmissionControl {
+ public:
+  virtual ~AdmissionControl() = default;
+  // A rejection to answer instead of admitting, or nullopt to admit. Called after the
+  // replay lookup (replays are free) and the lane check.
+  virtual std::optional<protocol::Response> admit(const Submission& submission) = 0;
+  // After the response of every admitted command (not replays or rejections).
+  virtual void on_finished(const Submission& submission, const protocol::Response& response) = 0;
+};
+
+// ifSessionVersion preconditions read the session's current version here.
+class SessionVersions {
+ public:
+  virtual ~SessionVersions() = default;
+  // The session's current version, or nullopt if there is no such session.
+  virtual std::optional<std::uint64_t> session_version(const std::string& session_id) const = 0;
 };
 
 // Runs started commands. `reply` must be called exactly once (a later call after a timeout
@@ -57,8 +64,6 @@ class Executor {
   virtual ~Executor() = default;
   using Reply = std::function<void(protocol::Response)>;
   virtual void execute(const Submission& submission, Reply reply) = 0;
-  // The session's current version, or nullopt if there is no such session.
-  virtual std::optional<std::uint64_t> session_version(const std::string& session_id) = 0;
 };
 
 // Sends frames to connections (responses and lifecycle events).
@@ -79,40 +84,35 @@ struct PipelineStats {
   std::uint64_t late_replies = 0;
   std::uint64_t dependency_failures = 0;
   std::uint64_t version_mismatches = 0;
+  // Time from admission to response of admitted commands.
+  observability::Histogram latency;
+  // Responses of admitted commands by (command label, "success" or the error code).
+  std::map<std::pair<std::string, std::string>, std::uint64_t> outcomes;
+};
+
+// What the pipeline works with, each behind an interface.
+struct PipelineCollaborators {
+  OutcomeStore& outcomes;
+  AdmissionControl& admission;
+  SessionVersions& versions;
+  Executor& executor;
+  Delivery& delivery;
 };
 
 class CommandPipeline {
  public:
-  CommandPipeline(const Clock& clock, Scheduler& scheduler, Executor& executor, Delivery& delivery,
+  CommandPipeline(const Clock& clock, Scheduler& scheduler, PipelineCollaborators collaborators,
                   PipelineOptions options);
   ~CommandPipeline();
 
-  // Optional admission check run after replay lookup (rate limits): returns a rejection.
-  using AdmissionCheck = std::function<std::optional<protocol::Response>(const Submission&)>;
-  void set_admission_check(AdmissionCheck check) { admission_check_ = std::move(check); }
-
-  // Called after every response of an admitted command (not replays or rejections), with
-  // the time from admission to response.
-  using FinishedHook = std::function<void(const Submission&, const protocol::Response&,
-                                          std::chrono::steady_clock::duration)>;
-  void set_finished_hook(FinishedHook hook) { finished_hook_ = std::move(hook); }
-
   void submit(Submission submission);
 
-  // get_command_history: finished and running commands of `principal`, oldest first.
-  nlohmann::json history(const std::string& principal, const nlohmann::json& filter) const;
-
   const PipelineStats& stats() const { return stats_; }
-  const OutcomeStore& outcomes() const { return store_; }
   // Commands waiting or running per lane (for metrics).
   std::map<std::string, std::size_t> lane_depths() const;
   // Commands admitted and not yet answered.
   std::size_t in_flight() const { return jobs_in_flight_; }
 
-  // Commands that run at once, outside their lane: they must reach pi while the lane is
-  // held by a long command (abort during bash, answers to dialogs).
-  static bool bypasses_lane(std::string_view type);
-  static bool is_read_only(std::string_view type);
   // Rejections answered but not stored, so a retry with the same id can succeed.
   static bool is_retryable_rejection(const protocol::Response& response);
 
@@ -123,7 +123,7 @@ class CommandPipeline {
     std::shared_ptr<Job> running;
   };
   static std::string lane_of(const protocol::Envelope& env);
-  std::chrono::milliseconds timeout_for(std::string_view type) const;
+  std::chrono::milliseconds timeout_for(const protocol::CommandSpec& spec) const;
 
   void admit(std::shared_ptr<Job> job);
   void pump(const std::string& lane_name);
@@ -137,12 +137,12 @@ class CommandPipeline {
 
   const Clock& clock_;
   Scheduler& scheduler_;
+  OutcomeStore& store_;
+  AdmissionControl& admission_;
+  SessionVersions& versions_;
   Executor& executor_;
   Delivery& delivery_;
   PipelineOptions options_;
-  OutcomeStore store_;
-  AdmissionCheck admission_check_;
-  FinishedHook finished_hook_;
   std::unordered_map<std::string, Lane> lanes_;
   // dependsOn waits: id key of the waiting job -> id keys it waits for (cycle detection).
   std::unordered_map<std::string, std::set<std::string>> waiting_for_;

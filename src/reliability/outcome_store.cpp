@@ -26,7 +26,7 @@ std::string OutcomeStore::id_key(const std::string& principal, const std::string
 }
 
 std::string OutcomeStore::idem_key(const std::string& principal, const protocol::Envelope& env) {
-  std::string scope = env.family == protocol::CommandFamily::server ? std::string("\x1eserver")
+  std::string scope = env.is_server_command() ? std::string("\x1eserver")
                                                                      : env.session_id.value_or("");
   return "key\x1f" + principal + "\x1f" + scope + "\x1f" + *env.idempotency_key;
 }

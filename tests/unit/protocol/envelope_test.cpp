@@ -39,10 +39,11 @@ TEST(Envelope, RejectsBadInputWithACode) {
 TEST(Envelope, ClassifiesServerAndSessionCommands) {
   auto a = parse_envelope(R"({"type":"list_sessions","id":"1"})");
   ASSERT_TRUE(a);
-  EXPECT_EQ(a.envelope->family, CommandFamily::server);
+  EXPECT_TRUE(a.envelope->is_server_command());
   auto b = parse_envelope(R"({"type":"some_future_pi_command","sessionId":"s"})");
   ASSERT_TRUE(b);
-  EXPECT_EQ(b.envelope->family, CommandFamily::session);
+  EXPECT_FALSE(b.envelope->is_server_command());
+  EXPECT_EQ(b.envelope->spec, &unknown_session_command());
   EXPECT_EQ(b.envelope->session_id, "s");
   EXPECT_FALSE(b.envelope->id.has_value());
 }

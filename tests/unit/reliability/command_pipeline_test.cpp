@@ -7,6 +7,7 @@
 #include <set>
 
 #include "manual_clock.hpp"
+#include "reliability/command_history.hpp"
 
 using namespace pi_server;
 using namespace pi_server::reliability;
@@ -27,11 +28,6 @@ class FakeExecutor : public Executor {
     calls.push_back({sub, std::move(reply)});
     if (auto_reply) answer(calls.size() - 1);
   }
-  std::optional<std::uint64_t> session_version(const std::string& s) override {
-    auto it = versions.find(s);
-    if (it == versions.end()) return std::nullopt;
-    return it->second;
-  }
   void answer(std::size_t i, bool success = true) {
     const auto& env = calls[i].sub.envelope;
     protocol::Response r = success ? protocol::success_response(env.type, env.id, json{{"n", i}})
@@ -43,6 +39,34 @@ class FakeExecutor : public Executor {
   std::vector<Call> calls;
   std::vector<std::string> executed;
   std::map<std::string, std::uint64_t> versions;
+};
+
+// Session versions as the executor's answers moved them.
+class FakeVersions : public SessionVersions {
+ public:
+  explicit FakeVersions(const FakeExecutor& executor) : executor_(executor) {}
+  std::optional<std::uint64_t> session_version(const std::string& s) const override {
+    auto it = executor_.versions.find(s);
+    if (it == executor_.versions.end()) return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  const FakeExecutor& executor_;
+};
+
+// Admits everything unless told to refuse; records what finished.
+class FakeAdmission : public AdmissionControl {
+ public:
+  std::optional<protocol::Response> admit(const Submission& sub) override {
+    if (!refuse) return std::nullopt;
+    return protocol::error_response(sub.envelope.type, sub.envelope.id, ErrorCode::rate_limited, "no");
+  }
+  void on_finished(const Submission& sub, const protocol::Response& r) override {
+    finished.push_back(sub.envelope.type + (r.success ? ":ok" : ":fail"));
+  }
+  bool refuse = false;
+  std::vector<std::string> finished;
 };
 
 class FakeDelivery : public Delivery {
@@ -73,7 +97,10 @@ class FakeDelivery : public Delivery {
 };
 
 struct Harness {
-  explicit Harness(PipelineOptions o = {}) : pipeline(clock, clock, executor, delivery, o) {}
+  explicit Harness(PipelineOptions o = {})
+      : store(clock, o.max_outcomes, o.outcome_max_age),
+        versions(executor),
+        pipeline(clock, clock, {store, admission, versions, executor, delivery}, o) {}
   void submit(const std::string& text, std::uint64_t conn = 1) {
     auto r = protocol::parse_envelope(text);
     ASSERT_TRUE(r) << text;
@@ -83,7 +110,10 @@ struct Harness {
     pipeline.submit(std::move(s));
   }
   ManualClock clock;
+  OutcomeStore store;
   FakeExecutor executor;
+  FakeVersions versions;
+  FakeAdmission admission;
   FakeDelivery delivery;
   CommandPipeline pipeline;
 };
@@ -288,15 +318,15 @@ TEST(CommandPipeline, HistoryFiltersBySessionAndId) {
   h.submit(prompt("a", "s1"));
   h.submit(prompt("b", "s2"));
   h.executor.answer(0);
-  auto all = h.pipeline.history("local", json::object());
+  auto all = command_history(h.store, "local", json::object());
   EXPECT_EQ(all["commands"].size(), 2u);
-  auto s1 = h.pipeline.history("local", json{{"sessionIdFilter", "s1"}});
+  auto s1 = command_history(h.store, "local", json{{"sessionIdFilter", "s1"}});
   ASSERT_EQ(s1["commands"].size(), 1u);
   EXPECT_EQ(s1["commands"][0]["commandId"], "a");
   EXPECT_EQ(s1["commands"][0]["state"], "finished");
-  auto b = h.pipeline.history("local", json{{"commandId", "b"}});
+  auto b = command_history(h.store, "local", json{{"commandId", "b"}});
   EXPECT_EQ(b["commands"][0]["state"], "running");
-  EXPECT_EQ(h.pipeline.history("local", json{{"limit", 1}})["commands"].size(), 1u);
+  EXPECT_EQ(command_history(h.store, "local", json{{"limit", 1}})["commands"].size(), 1u);
 }
 
 // Random interleavings of 10k commands over 20 sessions with duplicates and dependencies:
@@ -390,9 +420,12 @@ TEST(CommandPipeline, RetryableRejectionsAreNotStored) {
     int runs = 0;
   };
   ManualClock clock;
+  OutcomeStore store(clock, 100, std::chrono::seconds(60));
   Refusing executor;
+  FakeVersions versions(executor);
+  FakeAdmission admission;
   FakeDelivery delivery;
-  CommandPipeline pipeline(clock, clock, executor, delivery, {});
+  CommandPipeline pipeline(clock, clock, {store, admission, versions, executor, delivery}, {});
   auto submit = [&] {
     Submission s;
     s.envelope = *protocol::parse_envelope(R"({"type":"create_session","id":"c1","sessionId":"x"})").envelope;
@@ -416,4 +449,43 @@ TEST(CommandPipeline, ConflictNamesTheIdentityThatClashed) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->at("code"), "conflict");
   EXPECT_NE(r->at("error").get<std::string>().find("idempotencyKey"), std::string::npos);
+}
+
+TEST(CommandPipeline, AdmissionRefusalIsAnsweredAndNothingRuns) {
+  Harness h;
+  h.admission.refuse = true;
+  h.submit(prompt("a"));
+  EXPECT_TRUE(h.executor.calls.empty());
+  ASSERT_EQ(h.delivery.responses.size(), 1u);
+  EXPECT_EQ(h.delivery.response(0)["code"], "rate_limited");
+  EXPECT_TRUE(h.admission.finished.empty()) << "only admitted commands are reported finished";
+  h.admission.refuse = false;
+  h.submit(prompt("a"));
+  ASSERT_EQ(h.executor.calls.size(), 1u) << "a refusal is not stored: the retry runs";
+  h.executor.answer(0);
+  EXPECT_EQ(h.admission.finished, std::vector<std::string>{"prompt:ok"});
+}
+
+TEST(CommandPipeline, TimeoutClassAndLaneComeFromTheCommandTable) {
+  PipelineOptions o;
+  o.read_timeout = std::chrono::milliseconds(100);
+  o.default_timeout = std::chrono::milliseconds(1000);
+  o.long_timeout = std::chrono::milliseconds(5000);
+  Harness h(o);
+  h.submit(R"({"type":"get_state","id":"r","sessionId":"a"})");
+  h.submit(R"({"type":"set_auto_retry","id":"n","sessionId":"b","enabled":true})");
+  h.submit(prompt("l", "c"));
+  // abort bypasses the lane prompt holds.
+  h.submit(R"({"type":"abort","id":"x","sessionId":"c"})");
+  EXPECT_EQ(h.executor.calls.size(), 4u);
+  h.clock.advance(std::chrono::milliseconds(150));
+  ASSERT_TRUE(h.delivery.response_for("r"));
+  EXPECT_EQ(h.delivery.response_for("r")->at("code"), "timeout");
+  EXPECT_FALSE(h.delivery.response_for("n"));
+  h.clock.advance(std::chrono::milliseconds(1000));
+  ASSERT_TRUE(h.delivery.response_for("n"));
+  EXPECT_FALSE(h.delivery.response_for("l"));
+  h.clock.advance(std::chrono::milliseconds(5000));
+  ASSERT_TRUE(h.delivery.response_for("l"));
+  EXPECT_EQ(h.delivery.response_for("l")->at("code"), "timeout");
 }

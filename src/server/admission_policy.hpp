@@ -1,0 +1,63 @@
+#pragma once
+// Whether a command may be admitted now, after the replay lookup: the per-connection rate
+// limit, then the circuit breaker that guards it (the session's LLM provider for LLM-bound
+// commands, the bash breaker for bash). It also keeps the breakers' books: what agents
+// report about their provider, bash timeouts, half-open probes freed by commands that
+// ended without telling. The authorize step (principals) belongs here too.
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "pi_server/clock.hpp"
+#include "pi_server/options.hpp"
+#include "reliability/circuit_breaker.hpp"
+#include "reliability/command_pipeline.hpp"
+#include "session/provider_feedback.hpp"
+
+namespace pi_server::server {
+
+struct RateLimit {
+  double per_second = 50;
+  double burst = 200;
+};
+
+class AdmissionPolicy : public reliability::AdmissionControl, public session::ProviderFeedback {
+ public:
+  AdmissionPolicy(const Clock& clock, Scheduler& scheduler, RateLimit rate_limit,
+                  BreakerOptions breaker_options, const session::ProviderLookup& providers);
+  ~AdmissionPolicy() override;
+
+  // reliability::AdmissionControl
+  std::optional<protocol::Response> admit(const reliability::Submission& submission) override;
+  void on_finished(const reliability::Submission& submission,
+                   const protocol::Response& response) override;
+  // session::ProviderFeedback
+  void on_provider_result(const std::string& provider, session::ProviderResult result) override;
+  void on_run_finished(const std::string& provider,
+                       std::chrono::steady_clock::duration length) override;
+
+  // The connection is gone: forget its rate-limit bucket.
+  void forget_connection(std::uint64_t connection_id) { rate_limits_.erase(connection_id); }
+  // The breaker guarding a command: "bash", the session's provider for LLM-bound commands,
+  // or "" for none (the command table's breaker rule).
+  std::string breaker_key_for(const protocol::Envelope& env) const;
+  const reliability::CircuitBreakerManager& breakers() const { return breakers_; }
+
+ private:
+  // Applies `record` to a breaker and logs a state change.
+  void record_breaker(const std::string& key,
+                      const std::function<void(reliability::CircuitBreaker&)>& record);
+  void schedule_pruning();
+
+  const Clock& clock_;
+  Scheduler& scheduler_;
+  RateLimit rate_limit_;
+  const session::ProviderLookup& providers_;
+  reliability::CircuitBreakerManager breakers_;
+  std::unordered_map<std::uint64_t, reliability::TokenBucket> rate_limits_;
+  Scheduler::Handle pruning_ = 0;
+};
+
+}  // namespace pi_server::server

@@ -1,0 +1,237 @@
+#include "session/session_registry.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <filesystem>
+#include <random>
+
+#include "observability/log.hpp"
+
+namespace pi_server::session {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string random_session_id() {
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::uniform_int_distribution<std::uint64_t> dist;
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "s-%016llx%08llx", static_cast<unsigned long long>(dist(rng)),
+                static_cast<unsigned long long>(dist(rng) & 0xffffffffu));
+  return buf;
+}
+
+std::string model_string(const json& model) {
+  if (model.is_object() && model.contains("provider") && model.contains("id") &&
+      model["provider"].is_string() && model["id"].is_string())
+    return model["provider"].get<std::string>() + "/" + model["id"].get<std::string>();
+  return {};
+}
+
+}  // namespace
+
+SessionRegistry::SessionRegistry(boost::asio::io_context& io, const ServerOptions& options,
+                                 ConnectionRegistry& connections)
+    : io_(io), options_(options), connections_(connections) {}
+
+SessionRegistry::~SessionRegistry() {
+  for (auto& [id, s] : sessions_) s->stop([] {});
+}
+
+fs::path SessionRegistry::prepare_session_dirs(const std::string& session_id) {
+  // The session's own pi agent dir keeps settings pi persists (set_auto_retry,
+  // set_steering_mode...) private to the session; models.json and auth.json are links to
+  // the shared copies.
+  fs::path base = options_.state_dir / "sessions" / session_id;
+  fs::path agent_dir = base / "agent";
+  std::error_code ec;
+  fs::create_directories(agent_dir, ec);
+  for (const char* shared : {"models.json", "auth.json"}) {
+    fs::path target = options_.state_dir / "agent" / shared;
+    fs::path link = agent_dir / shared;
+    if (fs::exists(target, ec) && !fs::exists(fs::symlink_status(link, ec)))
+      fs::create_symlink(target, link, ec);
+  }
+  return base;
+}
+
+void SessionRegistry::create(std::string session_id, agent::SessionLaunch launch,
+                             std::uint64_t creator, Created done) {
+  if (session_id.empty()) {
+    do session_id = random_session_id();
+    while (sessions_.count(session_id));
+  }
+  if (sessions_.count(session_id))
+    return done(Status::error(ErrorCode::session_exists, "Session already exists: " + session_id));
+  if (sessions_.size() + stopping_.size() >= options_.max_sessions)
+    return done(Status::error(ErrorCode::limit_reached,
+                              "Too many sessions (max " + std::to_string(options_.max_sessions) + ")"));
+
+  fs::path dir = prepare_session_dirs(session_id);
+  launch.session_dir = dir;
+  launch.agent_dir = dir / "agent";
+  auto session = std::make_shared<Session>(io_, session_id, launch, options_.agent, connections_,
+                                           relay_stats_, *this, options_.event_buffer_bytes);
+  if (auto failure = session->start_agent())
+    return done(Status::error(ErrorCode::agent_exited, *failure));
+  sessions_.emplace(session_id, session);
+  // The creator may have gone while the command waited in its lane.
+  if (connections_.find(creator)) session->subscribe(creator);
+
+  // The session is ready when its agent answers a first get_state: that proves the agent
+  // runs and tells us its session file and model.
+  protocol::Envelope probe;
+  probe.type = "get_state";
+  probe.spec = &protocol::spec_for(probe.type);
+  probe.body = json{{"type", "get_state"}};
+  std::weak_ptr<Session> weak = session;
+  session->relay(probe, [this, weak, session_id, done = std::move(done),
+                         alive = std::weak_ptr<int>(alive_)](protocol::Response state) {
+    if (alive.expired()) return;
+    auto s = weak.lock();
+    if (!state.success || !s) {
+      // Out of the registry before `done` lets the next queued command of this lane run
+      // (it must see session_not_found); destroyed later, not inside its own callback.
+      if (auto it = sessions_.find(session_id); it != sessions_.end() && it->second == s) {
+        sessions_.erase(it);
+        s->stop([] {});
+        boost::asio::post(io_, [keep = s] {});
+      }
+      done(Status::error(ErrorCode::agent_exited,
+                         "The agent did not start: " + state.error.value_or("no answer")));
+      return;
+    }
+    s->mark_ready();
+    const json& data = state.data ? *state.data : json::object();
+    json info = s->summary();
+    if (data.contains("sessionFile")) info["sessionFile"] = data["sessionFile"];
+    if (data.contains("sessionId")) info["agentSessionId"] = data["sessionId"];
+    if (auto m = data.find("model"); m != data.end()) {
+      std::string model = model_string(*m);
+      if (!model.empty()) info["model"] = model;
+    }
+    if (data.contains("thinkingLevel")) info["thinkingLevel"] = data["thinkingLevel"];
+    done(std::move(info));
+  });
+}
+
+void SessionRegistry::stop_and_forget(const std::shared_ptr<Session>& session,
+                                      std::function<void()> done) {
+  auto* raw = session.get();
+  stopping_.emplace(raw, session);
+  session->stop([this, raw, done = std::move(done), alive = std::weak_ptr<int>(alive_)] {
+    // Runs inside the session's own exit handling: destroy it on a later turn.
+    boost::asio::post(io_, [this, raw, done, alive] {
+      if (alive.expired()) return;
+      stopping_.erase(raw);
+      done();
+      if (stopping_.empty() && all_stopped_) std::exchange(all_stopped_, nullptr)();
+    });
+  });
+}
+
+bool SessionRegistry::remove(const std::string& session_id, std::function<void()> done) {
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) return false;
+  auto session = it->second;
+  sessions_.erase(it);
+  stop_and_forget(session, std::move(done));
+  return true;
+}
+
+void SessionRegistry::stop_all(std::function<void()> done) {
+  stopped_all_ = true;
+  auto sessions = std::move(sessions_);
+  sessions_.clear();
+  for (auto& [id, s] : sessions) stop_and_forget(s, [] {});
+  // Sessions deleted just before are still stopping: they count too.
+  if (stopping_.empty()) return done();
+  all_stopped_ = std::move(done);
+}
+
+std::shared_ptr<Session> SessionRegistry::find(const std::string& session_id) const {
+  auto it = sessions_.find(session_id);
+  return it == sessions_.end() ? nullptr : it->second;
+}
+
+bool SessionRegistry::all_quiet() const {
+  for (const auto& [id, s] : sessions_)
+    if (!s->quiet()) return false;
+  return true;
+}
+
+json SessionRegistry::summaries() const {
+  json list = json::array();
+  for (const auto& [id, s] : sessions_) list.push_back(s->summary());
+  return list;
+}
+
+void SessionRegistry::unsubscribe_everywhere(std::uint64_t connection_id) {
+  for (auto& [id, s] : sessions_) s->unsubscribe(connection_id);
+}
+
+std::optional<std::uint64_t> SessionRegistry::session_version(const std::string& session_id) const {
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) return std::nullopt;
+  return it->second->version();
+}
+
+std::string SessionRegistry::provider_of(const std::string& session_id) const {
+  auto it = sessions_.find(session_id);
+  return it == sessions_.end() ? std::string() : it->second->provider();
+}
+
+void SessionRegistry::on_provider_result(Session&, const std::string& provider,
+                                         ProviderResult result) {
+  if (feedback_) feedback_->on_provider_result(provider, result);
+}
+
+void SessionRegistry::on_run_finished(Session&, const std::string& provider,
+                                      std::chrono::steady_clock::duration length) {
+  if (feedback_) feedback_->on_run_finished(provider, length);
+}
+
+// ---------------------------------------------------------------- agent supervision
+
+void SessionRegistry::on_agent_exited(Session& session, const agent::ExitStatus& status) {
+  auto it = sessions_.find(session.id());
+  std::shared_ptr<Session> owned =
+      it != sessions_.end() && it->second.get() == &session ? it->second : nullptr;
+  std::chrono::milliseconds delay{0};
+  bool restarting = owned && session.ready() && options_.agent.restart && !stopped_all_ &&
+                    session.claim_restart(delay);
+  json data = {{"sessionId", session.id()}, {"restarting", restarting}};
+  if (status.exit_code) data["exitCode"] = *status.exit_code;
+  if (status.signal) data["signal"] = *status.signal;
+  session.send_to_subscribers(make_frame(protocol::server_event("agent_exited", data)));
+  if (restarting) schedule_restart(owned, delay);
+}
+
+void SessionRegistry::schedule_restart(const std::shared_ptr<Session>& session,
+                                       std::chrono::milliseconds delay) {
+  log::info("agent_restart_scheduled", {{"session", session->id()}, {"delayMs", delay.count()}});
+  auto timer = std::make_shared<boost::asio::steady_timer>(io_, delay);
+  std::weak_ptr<Session> weak = session;
+  timer->async_wait([this, timer, weak, alive = std::weak_ptr<int>(alive_)](
+                        boost::system::error_code ec) {
+    auto s = weak.lock();
+    if (ec || alive.expired() || !s || stopped_all_) return;
+    auto it = sessions_.find(s->id());
+    if (it == sessions_.end() || it->second != s) return;  // deleted meanwhile
+    if (auto failure = s->start_agent()) {
+      std::chrono::milliseconds next{0};
+      bool again = s->claim_restart(next);
+      s->send_to_subscribers(make_frame(protocol::server_event(
+          "agent_exited", {{"sessionId", s->id()}, {"restarting", again}, {"error", *failure}})));
+      if (again) schedule_restart(s, next);
+      return;
+    }
+    ++agent_restarts_;
+    s->send_to_subscribers(make_frame(protocol::server_event(
+        "agent_restarted",
+        {{"sessionId", s->id()}, {"pid", *s->agent_pid()}, {"restarts", s->restarts_total()}})));
+  });
+}
+
+}  // namespace pi_server::session

@@ -1,0 +1,102 @@
+#pragma once
+// The sessions that exist, and their lifecycle: create (start the agent, wait for its first
+// answer), delete (answer once the agent is reaped), lookup, restart of an agent that exits
+// on its own (backoff), and stopping them all at shutdown. It is every Session's observer
+// and passes what agents report about their provider on to admission (the breakers).
+#include <boost/asio/io_context.hpp>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <unordered_map>
+
+#include "agent/agent_launch.hpp"
+#include "connections/connection_registry.hpp"
+#include "pi_server/options.hpp"
+#include "pi_server/result.hpp"
+#include "reliability/command_pipeline.hpp"
+#include "session/provider_feedback.hpp"
+#include "session/session.hpp"
+
+namespace pi_server::session {
+
+class SessionRegistry : public SessionObserver,
+                        public reliability::SessionVersions,
+                        public ProviderLookup {
+ public:
+  SessionRegistry(boost::asio::io_context& io, const ServerOptions& options,
+                  ConnectionRegistry& connections);
+  ~SessionRegistry() override;
+
+  // Where provider results go (the admission policy's breakers). Set once, before any
+  // session exists.
+  void set_provider_feedback(ProviderFeedback* feedback) { feedback_ = feedback; }
+
+  // Creates a session (a random id when `session_id` is empty) and starts its agent;
+  // `done` gets the session's info once the agent answered a first get_state, or a failure
+  // with its wire code (session_exists, limit_reached, agent_exited). The creator is
+  // subscribed if still connected.
+  using Created = std::function<void(Result<nlohmann::json> info)>;
+  void create(std::string session_id, agent::SessionLaunch launch, std::uint64_t creator,
+              Created done);
+  // Removes the session at once (lookups fail from now on) and stops its agent; `done`
+  // runs once the agent is reaped. False if there is no such session.
+  bool remove(const std::string& session_id, std::function<void()> done);
+  // Stops every agent (shutdown); `done` runs once all are reaped. No restarts after this.
+  void stop_all(std::function<void()> done);
+
+  std::shared_ptr<Session> find(const std::string& session_id) const;
+  bool contains(const std::string& session_id) const { return sessions_.count(session_id) > 0; }
+  std::size_t size() const { return sessions_.size(); }
+  // Deleted sessions whose agent is still stopping.
+  std::size_t stopping() const { return stopping_.size(); }
+  // No run in progress and nothing waiting for an agent, in any session.
+  bool all_quiet() const;
+  // list_sessions: every session's summary.
+  nlohmann::json summaries() const;
+  // The connection is gone: it is no longer anybody's subscriber.
+  void unsubscribe_everywhere(std::uint64_t connection_id);
+
+  template <typename F>
+  void for_each(F&& f) const {
+    for (const auto& [id, s] : sessions_) f(*s);
+  }
+
+  const RelayStats& relay_stats() const { return relay_stats_; }
+  std::uint64_t agent_restarts() const { return agent_restarts_; }
+
+  // reliability::SessionVersions
+  std::optional<std::uint64_t> session_version(const std::string& session_id) const override;
+  // ProviderLookup
+  std::string provider_of(const std::string& session_id) const override;
+  // SessionObserver
+  void on_agent_exited(Session& session, const agent::ExitStatus& status) override;
+  void on_session_quiet(Session& session) override {}
+  void on_provider_result(Session& session, const std::string& provider,
+                          ProviderResult result) override;
+  void on_run_finished(Session& session, const std::string& provider,
+                       std::chrono::steady_clock::duration length) override;
+
+ private:
+  // <state>/sessions/<id>/: pi's session files; <id>/agent/: the session's own agent dir.
+  std::filesystem::path prepare_session_dirs(const std::string& session_id);
+  void schedule_restart(const std::shared_ptr<Session>& session, std::chrono::milliseconds delay);
+  // Keeps `session` alive until its agent is reaped, then runs `done`.
+  void stop_and_forget(const std::shared_ptr<Session>& session, std::function<void()> done);
+
+  boost::asio::io_context& io_;
+  const ServerOptions& options_;
+  ConnectionRegistry& connections_;
+  ProviderFeedback* feedback_ = nullptr;
+  RelayStats relay_stats_;
+  std::map<std::string, std::shared_ptr<Session>> sessions_;
+  std::unordered_map<Session*, std::shared_ptr<Session>> stopping_;
+  std::uint64_t agent_restarts_ = 0;
+  bool stopped_all_ = false;
+  std::function<void()> all_stopped_;  // stop_all's `done`, once stopping_ is empty
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+};
+
+}  // namespace pi_server::session
