@@ -10,12 +10,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string_view text(reinterpret_cast<const char*>(data), size);
   auto r = pi_server::protocol::parse_envelope(text);
   if (!r) {
-    if (r.error.message.empty()) std::abort();
+    if (r.failure().message.empty()) std::abort();
     return 0;
   }
-  if (r.envelope->type.empty()) std::abort();
-  if (!r.envelope->is_server_command()) {
-    auto cmd = pi_server::protocol::to_agent_command(*r.envelope, "x");
+  if (r->type.empty()) std::abort();
+  if (!r->is_server_command()) {
+    auto cmd = pi_server::protocol::to_agent_command(r.value(), "x");
     if (cmd.contains("sessionId") || cmd.contains("idempotencyKey") || cmd["id"] != "x") std::abort();
   }
   return 0;

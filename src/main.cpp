@@ -1,15 +1,13 @@
-// pi-server: flags, wiring and the event loop. The one file that knows every concrete type.
+// pi-server: wiring and the event loop. The one file that knows every concrete type;
+// the flags are parsed in src/config/flags.cpp.
 #include <signal.h>
 
-#include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
-#include "agent/agent_launch.hpp"
+#include "config/flags.hpp"
 #include "demo/demo_model.hpp"
 #include "observability/log.hpp"
 #include "pi_server/options.hpp"
@@ -20,206 +18,16 @@ namespace fs = std::filesystem;
 using namespace pi_server;
 
 namespace {
-
 constexpr int kExitBadUsage = 2;
 constexpr int kExitFatal = 1;
-
-fs::path default_state_dir() {
-  if (const char* d = std::getenv("STATE_DIRECTORY"); d && *d) return d;
-  if (const char* d = std::getenv("XDG_STATE_HOME"); d && *d) return fs::path(d) / "pi-server";
-  const char* home = std::getenv("HOME");
-  return fs::path(home && *home ? home : "/tmp") / ".local" / "state" / "pi-server";
-}
-
-// "HOST:PORT" or "[V6]:PORT".
-bool parse_listen(const std::string& text, std::string& host, std::uint16_t& port) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) return false;
-  host = text.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  const std::string port_text = text.substr(colon + 1);
-  if (port_text.empty() || port_text.size() > 5 ||
-      port_text.find_first_not_of("0123456789") != std::string::npos)
-    return false;
-  unsigned long p = std::stoul(port_text);
-  if (p > 65535) return false;
-  port = static_cast<std::uint16_t>(p);
-  return true;
-}
-
-int fail_usage(const std::string& why) {
-  std::cerr << "pi-server: " << why << "\n";
-  return kExitBadUsage;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  ServerOptions options;
-  std::string listen = "127.0.0.1:3141";
-  std::string agent_command = PI_SERVER_DEFAULT_AGENT;
-  std::string state_dir;
-  std::string log_level = "info";
-  std::string log_format = "json";
-  bool no_listen = false;
-  bool no_demo_model = false;
-  std::uint64_t drain_timeout_ms = 10000;
-  std::uint64_t heartbeat_seconds = 30;
+  auto command_line = config::parse_command_line(argc, argv);
+  if (!command_line) return command_line.failure();
+  log::init(command_line->log_level, command_line->log_format);
+  ServerOptions options = std::move(command_line->options);
 
-  CLI::App app{"pi-server: serves many pi coding-agent sessions over WebSocket and stdio"};
-  app.set_version_flag("--version", std::string("pi-server ") + PI_SERVER_VERSION);
-  app.set_config("--config", "", "Read flags from a TOML/INI file (keys are the long flag names)");
-  app.add_option("--listen", listen, "HOST:PORT for WebSocket and HTTP (port 0 picks a free one)")
-      ->capture_default_str();
-  app.add_flag("--no-listen", no_listen, "Do not open the TCP listener (stdio only)");
-  app.add_flag("--stdio", options.stdio, "Serve the JSON-lines protocol on stdin/stdout");
-  app.add_option("--allow-origin", options.connection.allowed_origins,
-                 "Browser Origin allowed to open a WebSocket (repeatable); others get 403");
-  app.add_option("--agent-command", agent_command,
-                 "Agent argv prefix, split on spaces; --mode rpc and session flags are appended")
-      ->capture_default_str();
-  app.add_option("--agent-env", options.agent.extra_env,
-                 "NAME=VALUE for the agent's environment, or NAME to pass the daemon's value");
-  app.add_option("--default-model", options.agent.default_model,
-                 "provider/id for sessions that name no model (default: the offline demo model)");
-  app.add_flag("--no-demo-model", no_demo_model, "Do not serve the offline demo model");
-  app.add_option("--state-dir", state_dir, "State directory (sessions, pi agent dir)");
-  app.add_option("--max-sessions", options.max_sessions, "Most sessions at once")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--max-connections", options.max_connections, "Most client connections at once")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--max-frame-bytes", options.connection.max_frame_bytes,
-                 "Largest inbound WebSocket message or stdio line")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--max-agent-line-bytes", options.agent.max_line_bytes,
-                 "Longest line accepted from an agent's stdout")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  bool no_agent_restart = false;
-  std::uint64_t ui_timeout_ms = options.agent.ui_timeout.count();
-  app.add_flag("--no-agent-restart", no_agent_restart,
-               "Do not restart an agent that exits on its own");
-  app.add_option("--agent-max-restarts", options.agent.max_restarts,
-                 "Most restarts of one session's agent within 10 minutes")
-      ->capture_default_str();
-  app.add_option("--max-pending-ui", options.agent.max_pending_ui,
-                 "Most unanswered extension UI dialogs per session")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--ui-timeout-ms", ui_timeout_ms,
-                 "Unanswered extension UI dialogs are cancelled after this long")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  PipelineOptions& pipeline = options.pipeline;
-  BreakerOptions& breaker = options.breakers;
-  std::uint64_t read_timeout_ms = pipeline.read_timeout.count();
-  std::uint64_t command_timeout_ms = pipeline.default_timeout.count();
-  std::uint64_t long_timeout_ms = pipeline.long_timeout.count();
-  std::uint64_t dependency_wait_ms = pipeline.dependency_wait.count();
-  std::uint64_t outcome_max_age_s = pipeline.outcome_max_age.count();
-  std::uint64_t breaker_window_ms = breaker.window.count();
-  std::uint64_t breaker_recovery_ms = breaker.recovery.count();
-  std::uint64_t breaker_slow_ms = breaker.slow_call.count();
-  std::uint64_t breaker_idle_ms = breaker.idle_ttl.count();
-  app.add_option("--max-pending-per-lane", pipeline.max_pending_per_lane,
-                 "Commands waiting in one lane (each session's, the server's) before limit_reached")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--max-outcomes", pipeline.max_outcomes, "Outcomes kept for replay")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--outcome-max-age-seconds", outcome_max_age_s, "Age after which outcomes are evicted")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--read-timeout-ms", read_timeout_ms, "Timeout of read-only commands (get_*, list_sessions, health_check)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--command-timeout-ms", command_timeout_ms, "Timeout of most other commands")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--long-command-timeout-ms", long_timeout_ms,
-                 "Timeout of prompt, compact, bash, export_html, session switches, create/delete_session")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--dependency-wait-ms", dependency_wait_ms,
-                 "How long a command waits for an unfinished dependsOn command")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--rate-limit", options.rate_limit_per_second, "Commands per second per connection")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--rate-burst", options.rate_limit_burst, "Token bucket size per connection")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--breaker-failures", breaker.failure_threshold,
-                 "Provider failures within the window that open its circuit")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--breaker-slow-runs", breaker.slow_threshold,
-                 "Slow runs within the window that open the circuit")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--breaker-window-ms", breaker_window_ms, "Window for counting failures and slow runs")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--breaker-slow-run-ms", breaker_slow_ms, "A run longer than this counts as slow")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--breaker-recovery-ms", breaker_recovery_ms, "Open time before half-open probes")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--breaker-half-open-probes", breaker.half_open_max_calls,
-                 "Probes admitted while half-open")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--breaker-idle-ttl-ms", breaker_idle_ms, "Closed breakers idle this long are pruned")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--drain-timeout-ms", drain_timeout_ms,
-                 "On SIGTERM/SIGINT (or stdin EOF in stdio-only mode): time allowed to finish")
-      ->capture_default_str();
-  app.add_option("--outbound-high-water-bytes", options.connection.high_water_bytes,
-                 "Queued bytes per connection above which session events are dropped for it")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--outbound-hard-cap-bytes", options.connection.hard_cap_bytes,
-                 "Queued bytes per connection above which it is closed")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--event-buffer-bytes", options.event_buffer_bytes,
-                 "Recent event bytes kept per session for resume (switch_session afterSeq)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--heartbeat-seconds", heartbeat_seconds,
-                 "WebSocket ping interval; a peer silent for twice this is closed")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
-  app.add_option("--log-format", log_format, "json|text")->capture_default_str();
-
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    return fail_usage(e.what());
-  }
-
-  log::Level level;
-  if (!log::parse_level(log_level, level)) return fail_usage("bad --log-level: " + log_level);
-  if (log_format != "json" && log_format != "text") return fail_usage("bad --log-format: " + log_format);
-  log::init(level, log_format == "json" ? log::Format::json : log::Format::text);
-
-  options.listen = !no_listen;
-  if (options.listen && !parse_listen(listen, options.listen_host, options.listen_port))
-    return fail_usage("bad --listen (want HOST:PORT): " + listen);
-  if (options.listen) {
-    // No authentication exists yet, so only loopback may listen (DESIGN §5).
-    boost::system::error_code addr_ec;
-    auto address = boost::asio::ip::make_address(options.listen_host, addr_ec);
-    if (addr_ec) return fail_usage("bad --listen address: " + options.listen_host);
-    if (!address.is_loopback())
-      return fail_usage("refusing to listen on non-loopback " + options.listen_host +
-                        ": pi-server has no authentication yet");
-  }
-  if (!options.listen && !options.stdio)
-    return fail_usage("--no-listen needs --stdio (nothing to serve)");
-  options.agent.command = agent::split_command(agent_command);
-  if (options.agent.command.empty()) return fail_usage("--agent-command is empty");
-  options.drain_timeout = std::chrono::milliseconds(drain_timeout_ms);
-  options.connection.heartbeat = std::chrono::seconds(heartbeat_seconds);
-  options.demo_model = !no_demo_model;
-  options.agent.restart = !no_agent_restart;
-  options.agent.ui_timeout = std::chrono::milliseconds(ui_timeout_ms);
-  pipeline.read_timeout = std::chrono::milliseconds(read_timeout_ms);
-  pipeline.default_timeout = std::chrono::milliseconds(command_timeout_ms);
-  pipeline.long_timeout = std::chrono::milliseconds(long_timeout_ms);
-  pipeline.dependency_wait = std::chrono::milliseconds(dependency_wait_ms);
-  pipeline.outcome_max_age = std::chrono::seconds(outcome_max_age_s);
-  breaker.window = std::chrono::milliseconds(breaker_window_ms);
-  breaker.recovery = std::chrono::milliseconds(breaker_recovery_ms);
-  breaker.slow_call = std::chrono::milliseconds(breaker_slow_ms);
-  breaker.idle_ttl = std::chrono::milliseconds(breaker_idle_ms);
-  options.state_dir = state_dir.empty() ? default_state_dir() : fs::path(state_dir);
   std::error_code ec;
   fs::create_directories(options.state_dir / "agent", ec);
   if (ec) {
@@ -241,15 +49,15 @@ int main(int argc, char** argv) {
   std::shared_ptr<transport::Listener> demo_listener;
   if (options.demo_model) {
     auto started = transport::start_listener(io, "127.0.0.1", 0, nullptr, demo_model, options.connection);
-    if (auto* failure = std::get_if<std::string>(&started)) {
-      log::error("demo_model_failed", {{"error", *failure}});
+    if (!started) {
+      log::error("demo_model_failed", {{"error", started.error()}});
       return kExitFatal;
     }
-    demo_listener = std::get<std::shared_ptr<transport::Listener>>(started);
+    demo_listener = started.value();
     std::string url = "http://" + demo_listener->address();
-    if (auto failure = demo::write_models_json(options.state_dir / "agent" / "models.json", url);
-        !failure.empty()) {
-      log::error("demo_model_failed", {{"error", failure}});
+    if (auto written = demo::write_models_json(options.state_dir / "agent" / "models.json", url);
+        !written) {
+      log::error("demo_model_failed", {{"error", written.message()}});
       return kExitFatal;
     }
     if (options.agent.default_model.empty())
@@ -264,12 +72,12 @@ int main(int argc, char** argv) {
   if (options.listen) {
     auto started = transport::start_listener(io, options.listen_host, options.listen_port, &server,
                                              server, options.connection);
-    if (auto* failure = std::get_if<std::string>(&started)) {
-      log::error("listen_failed", {{"error", *failure}});
-      std::cerr << "pi-server: " << *failure << "\n";
+    if (!started) {
+      log::error("listen_failed", {{"error", started.error()}});
+      std::cerr << "pi-server: " << started.error() << "\n";
       return kExitBadUsage;
     }
-    listener = std::get<std::shared_ptr<transport::Listener>>(started);
+    listener = started.value();
     transports.push_back("websocket");
   }
   if (options.stdio) transports.push_back("stdio");

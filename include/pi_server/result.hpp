@@ -1,10 +1,12 @@
 #pragma once
 // One result shape for everything that can fail (in the spirit of leveldb's Status and
 // std::expected): a Status is "ok" or an error message with an optional wire error code;
-// a Result<T> is a T or a failed Status. Callers test it, then read value() or status().
+// a Result<T> is a T or a failed Status (or, where a failure must carry more, a T or an E).
+// Callers test it, then read value() or error().
 #include <cassert>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -36,12 +38,13 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-template <typename T>
+template <typename T, typename E = Status>
 class [[nodiscard]] Result {
  public:
   Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
-  Result(Status failure) : state_(std::in_place_index<1>, std::move(failure)) {  // NOLINT
-    assert(!std::get<1>(state_).is_ok() && "a Result holds a value or a failure");
+  Result(E failure) : state_(std::in_place_index<1>, std::move(failure)) {  // NOLINT
+    if constexpr (std::is_same_v<E, Status>)
+      assert(!std::get<1>(state_).is_ok() && "a Result holds a value or a failure");
   }
 
   bool is_ok() const { return state_.index() == 0; }
@@ -56,11 +59,13 @@ class [[nodiscard]] Result {
   const T& operator*() const& { return value(); }
 
   // The failure (only when !is_ok()).
-  const Status& status() const { return std::get<1>(state_); }
-  const std::string& error() const { return status().message(); }
+  const E& failure() const { return std::get<1>(state_); }
+  // For Result<T>: the failure's Status and its message.
+  const Status& status() const { return failure(); }
+  const std::string& error() const { return failure().message(); }
 
  private:
-  std::variant<T, Status> state_;
+  std::variant<T, E> state_;
 };
 
 }  // namespace pi_server

@@ -147,7 +147,7 @@ HttpAnswer DemoModel::handle_http(std::string_view method, std::string_view targ
   return HttpAnswer{};
 }
 
-std::string write_models_json(const fs::path& models_json, std::string_view base_url) {
+Status write_models_json(const fs::path& models_json, std::string_view base_url) {
   json doc = json::object();
   std::error_code ec;
   if (fs::exists(models_json, ec)) {
@@ -156,7 +156,7 @@ std::string write_models_json(const fs::path& models_json, std::string_view base
     ss << in.rdbuf();
     doc = json::parse(ss.str(), nullptr, false);
     if (doc.is_discarded() || !doc.is_object())
-      return models_json.string() + " is not a JSON object; fix or remove it";
+      return Status::error(models_json.string() + " is not a JSON object; fix or remove it");
   }
   if (!doc.contains("providers") || !doc["providers"].is_object()) doc["providers"] = json::object();
   doc["providers"][std::string(kProvider)] = {
@@ -176,11 +176,11 @@ std::string write_models_json(const fs::path& models_json, std::string_view base
   {
     std::ofstream out(tmp, std::ios::trunc);
     out << doc.dump(2) << "\n";
-    if (!out) return "cannot write " + tmp.string();
+    if (!out) return Status::error("cannot write " + tmp.string());
   }
   fs::rename(tmp, models_json, ec);
-  if (ec) return "cannot replace " + models_json.string() + ": " + ec.message();
-  return {};
+  if (ec) return Status::error("cannot replace " + models_json.string() + ": " + ec.message());
+  return Status::ok();
 }
 
 }  // namespace pi_server::demo

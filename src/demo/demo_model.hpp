@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "pi_server/connection.hpp"
+#include "pi_server/result.hpp"
 
 namespace pi_server::demo {
 
@@ -26,7 +27,7 @@ class DemoModel : public HttpHandler {
 
 // Adds or refreshes the demo provider in `models_json` (creating the file if needed) and
 // keeps every other provider the user configured there. Returns an error message on failure.
-std::string write_models_json(const std::filesystem::path& models_json, std::string_view base_url);
+Status write_models_json(const std::filesystem::path& models_json, std::string_view base_url);
 
 // The SSE body answering one chat-completions request body (exposed for tests).
 HttpAnswer answer_chat_completion(std::string_view request_body);

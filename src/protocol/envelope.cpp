@@ -9,9 +9,7 @@ namespace {
 
 ParseResult fail(ErrorCode code, std::string message, std::optional<std::string> type = {},
                  std::optional<std::string> id = {}) {
-  ParseResult r;
-  r.error = EnvelopeError{code, std::move(message), std::move(type), std::move(id)};
-  return r;
+  return EnvelopeError{code, std::move(message), std::move(type), std::move(id)};
 }
 
 bool has_type(const nlohmann::json& value, FieldType type) {
@@ -134,7 +132,7 @@ ParseResult parse_envelope(std::string_view text) {
     return fail(ErrorCode::invalid_command, checked.message(), type, id);
 
   env.body = std::move(body);
-  return ParseResult{std::move(env), {}};
+  return env;
 }
 
 nlohmann::json to_agent_command(const Envelope& envelope, std::string_view agent_id) {

@@ -45,11 +45,7 @@ struct EnvelopeError {
 // the command's row in the command table (protocol/commands.hpp). A type the table does not
 // know is a session command (relayed to the agent) and needs `sessionId`; without one it is
 // unknown_command. On error, says what to answer.
-struct ParseResult {
-  std::optional<Envelope> envelope;
-  EnvelopeError error{ErrorCode::invalid_command, {}, {}, {}};
-  explicit operator bool() const { return envelope.has_value(); }
-};
+using ParseResult = Result<Envelope, EnvelopeError>;
 ParseResult parse_envelope(std::string_view text);
 
 // Checks `body`'s payload fields against `spec` (types, required ones). The message names

@@ -136,11 +136,11 @@ void Server::on_message(Connection& connection, std::string_view text) {
   if (!parsed) {
     ++front_door_.commands_by_type["invalid"];
     responder_.respond(connection,
-                       protocol::error_response(parsed.error.type.value_or(""), parsed.error.id,
-                                                parsed.error.code, parsed.error.message));
+                       protocol::error_response(parsed.failure().type.value_or(""), parsed.failure().id,
+                                                parsed.failure().code, parsed.failure().message));
     return;
   }
-  const Envelope& env = *parsed.envelope;
+  const Envelope& env = parsed.value();
   ++front_door_.commands_by_type[env.is_server_command() ? env.type : "session_command"];
   if (draining_) {
     responder_.respond(connection, protocol::error_response(env.type, env.id, ErrorCode::shutting_down,
@@ -148,7 +148,7 @@ void Server::on_message(Connection& connection, std::string_view text) {
     return;
   }
   reliability::Submission submission;
-  submission.envelope = std::move(*parsed.envelope);
+  submission.envelope = std::move(parsed.value());
   submission.connection_id = connection.id();
   submission.lifecycle_events = commands_.wants_lifecycle_events(connection.id());
   pipeline_.submit(std::move(submission));

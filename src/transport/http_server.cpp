@@ -20,16 +20,6 @@ using asio::ip::tcp;
 
 namespace {
 
-// Keeps a fault inside one connection: log it, never let it reach io_context::run.
-void log_exception(std::exception_ptr e) {
-  if (!e) return;
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    log::error("coroutine_failed", {{"error", ex.what()}});
-  }
-}
-
 asio::awaitable<void> serve_http(tcp::socket socket, ConnectionHandler* ws_handler,
                                  HttpHandler& http_handler, ConnectionLimits limits) {
   beast::tcp_stream stream(std::move(socket));
@@ -92,21 +82,23 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
               const ConnectionLimits& limits)
       : acceptor_(io), ws_handler_(ws_handler), http_handler_(http_handler), limits_(limits) {}
 
-  std::optional<std::string> bind(const std::string& host, std::uint16_t port) {
+  Status bind(const std::string& host, std::uint16_t port) {
     beast::error_code ec;
     auto address = asio::ip::make_address(host, ec);
-    if (ec) return "invalid listen address '" + host + "': " + ec.message();
+    if (ec) return Status::error("invalid listen address '" + host + "': " + ec.message());
     tcp::endpoint endpoint(address, port);
     acceptor_.open(endpoint.protocol(), ec);
     if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) acceptor_.bind(endpoint, ec);
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return "cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message();
-    return std::nullopt;
+    if (ec)
+      return Status::error("cannot listen on " + host + ":" + std::to_string(port) + ": " +
+                           ec.message());
+    return Status::ok();
   }
 
   void start() {
-    asio::co_spawn(acceptor_.get_executor(), accept_loop(shared_from_this()), log_exception);
+    asio::co_spawn(acceptor_.get_executor(), accept_loop(shared_from_this()), log_coroutine_failure);
   }
 
   std::string address() const override {
@@ -138,7 +130,7 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
       socket.set_option(tcp::no_delay(true), ignored);
       asio::co_spawn(acceptor_.get_executor(),
                      serve_http(std::move(socket), ws_handler_, http_handler_, limits_),
-                     log_exception);
+                     log_coroutine_failure);
     }
   }
 
@@ -150,11 +142,11 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
 
 }  // namespace
 
-std::variant<std::shared_ptr<Listener>, std::string> start_listener(
+Result<std::shared_ptr<Listener>> start_listener(
     asio::io_context& io, const std::string& host, std::uint16_t port,
     ConnectionHandler* ws_handler, HttpHandler& http_handler, const ConnectionLimits& limits) {
   auto listener = std::make_shared<TcpListener>(io, ws_handler, http_handler, limits);
-  if (auto failure = listener->bind(host, port)) return *failure;
+  if (auto bound = listener->bind(host, port); !bound) return bound;
   listener->start();
   return std::shared_ptr<Listener>(listener);
 }

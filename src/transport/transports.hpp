@@ -4,10 +4,10 @@
 #include <boost/asio/io_context.hpp>
 #include <memory>
 #include <string>
-#include <variant>
 
 #include "pi_server/connection.hpp"
 #include "pi_server/options.hpp"
+#include "pi_server/result.hpp"
 
 namespace pi_server::transport {
 
@@ -23,9 +23,9 @@ class Listener {
   virtual void stop() = 0;
 };
 
-// Binds host:port and starts accepting. Returns a reason string on failure (bad address,
-// port in use). `ws_handler` may be null: then upgrades are refused with 404.
-std::variant<std::shared_ptr<Listener>, std::string> start_listener(
+// Binds host:port and starts accepting. Fails with the reason (bad address, port in use).
+// `ws_handler` may be null: then upgrades are refused with 404.
+Result<std::shared_ptr<Listener>> start_listener(
     boost::asio::io_context& io, const std::string& host, std::uint16_t port,
     ConnectionHandler* ws_handler, HttpHandler& http_handler, const ConnectionLimits& limits);
 

@@ -1,7 +1,6 @@
 #include "transport/websocket_connection.hpp"
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
 
@@ -71,7 +70,7 @@ asio::awaitable<void> WebSocketConnection::run(http::request<http::string_body> 
   }
   open_ = true;
   handler_.on_open(self);
-  asio::co_spawn(ws_.get_executor(), writer(), asio::detached);
+  asio::co_spawn(ws_.get_executor(), writer(), log_coroutine_failure);
 
   beast::flat_buffer buffer;
   for (;;) {

@@ -61,12 +61,12 @@ TEST(DemoModel, ModelsJsonKeepsUserProviders) {
   std::filesystem::create_directories(dir);
   auto file = dir / "models.json";
   std::ofstream(file) << R"({"providers":{"mine":{"baseUrl":"http://x"}}})";
-  ASSERT_EQ(demo::write_models_json(file, "http://127.0.0.1:5"), "");
+  ASSERT_TRUE(demo::write_models_json(file, "http://127.0.0.1:5").is_ok());
   std::ifstream in(file);
   auto j = nlohmann::json::parse(in);
   EXPECT_EQ(j["providers"]["mine"]["baseUrl"], "http://x");
   EXPECT_EQ(j["providers"]["pi-server-demo"]["baseUrl"], "http://127.0.0.1:5/v1");
   std::ofstream(file) << "not json";
-  EXPECT_NE(demo::write_models_json(file, "http://127.0.0.1:5"), "");
+  EXPECT_FALSE(demo::write_models_json(file, "http://127.0.0.1:5").is_ok());
   std::filesystem::remove_all(dir);
 }

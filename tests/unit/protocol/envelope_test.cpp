@@ -11,10 +11,10 @@ void check_rejected(std::string_view input, ErrorCode code, std::optional<std::s
                     std::optional<std::string> id = {}) {
   auto r = parse_envelope(input);
   ASSERT_FALSE(r) << input;
-  EXPECT_EQ(r.error.code, code) << input;
-  EXPECT_EQ(r.error.type, type) << input;
-  EXPECT_EQ(r.error.id, id) << input;
-  EXPECT_FALSE(r.error.message.empty());
+  EXPECT_EQ(r.failure().code, code) << input;
+  EXPECT_EQ(r.failure().type, type) << input;
+  EXPECT_EQ(r.failure().id, id) << input;
+  EXPECT_FALSE(r.failure().message.empty());
 }
 }  // namespace
 
@@ -39,20 +39,20 @@ TEST(Envelope, RejectsBadInputWithACode) {
 TEST(Envelope, ClassifiesServerAndSessionCommands) {
   auto a = parse_envelope(R"({"type":"list_sessions","id":"1"})");
   ASSERT_TRUE(a);
-  EXPECT_TRUE(a.envelope->is_server_command());
+  EXPECT_TRUE(a->is_server_command());
   auto b = parse_envelope(R"({"type":"some_future_pi_command","sessionId":"s"})");
   ASSERT_TRUE(b);
-  EXPECT_FALSE(b.envelope->is_server_command());
-  EXPECT_EQ(b.envelope->spec, &unknown_session_command());
-  EXPECT_EQ(b.envelope->session_id, "s");
-  EXPECT_FALSE(b.envelope->id.has_value());
+  EXPECT_FALSE(b->is_server_command());
+  EXPECT_EQ(b->spec, &unknown_session_command());
+  EXPECT_EQ(b->session_id, "s");
+  EXPECT_FALSE(b->id.has_value());
 }
 
 TEST(Envelope, AgentCommandDropsEnvelopeFieldsAndRewritesId) {
   auto r = parse_envelope(
       R"({"type":"switch_session_file","id":"mine","sessionId":"s","idempotencyKey":"k","dependsOn":[],"ifSessionVersion":2,"sessionPath":"/x"})");
   ASSERT_TRUE(r);
-  auto cmd = to_agent_command(*r.envelope, "pi-server-9");
+  auto cmd = to_agent_command(r.value(), "pi-server-9");
   EXPECT_EQ(cmd, nlohmann::json::parse(R"({"type":"switch_session","id":"pi-server-9","sessionPath":"/x"})"));
 }
 

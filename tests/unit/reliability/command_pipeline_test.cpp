@@ -105,7 +105,7 @@ struct Harness {
     auto r = protocol::parse_envelope(text);
     ASSERT_TRUE(r) << text;
     Submission s;
-    s.envelope = *r.envelope;
+    s.envelope = r.value();
     s.connection_id = conn;
     pipeline.submit(std::move(s));
   }
@@ -428,7 +428,7 @@ TEST(CommandPipeline, RetryableRejectionsAreNotStored) {
   CommandPipeline pipeline(clock, clock, {store, admission, versions, executor, delivery}, {});
   auto submit = [&] {
     Submission s;
-    s.envelope = *protocol::parse_envelope(R"({"type":"create_session","id":"c1","sessionId":"x"})").envelope;
+    s.envelope = protocol::parse_envelope(R"({"type":"create_session","id":"c1","sessionId":"x"})").value();
     pipeline.submit(s);
   };
   submit();

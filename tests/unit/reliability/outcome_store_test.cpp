@@ -12,7 +12,7 @@ namespace {
 protocol::Envelope envelope(const std::string& text) {
   auto r = protocol::parse_envelope(text);
   EXPECT_TRUE(r) << text;
-  return *r.envelope;
+  return r.value();
 }
 }  // namespace
 
