@@ -21,6 +21,7 @@
 #include "reliability/circuit_breaker.hpp"
 #include "reliability/command_pipeline.hpp"
 #include "connections/connection_registry.hpp"
+#include "agent/process_launcher.hpp"
 #include "session/session.hpp"
 
 namespace pi_server::server {
@@ -136,6 +137,8 @@ class Server : public ConnectionHandler,
   // Deleted sessions whose agent is still stopping.
   std::unordered_map<session::Session*, std::shared_ptr<session::Session>> stopping_;
   session::RelayStats relay_stats_;
+  agent::ProcessLauncher launcher_;
+  session::SessionContext session_context_;
   std::map<std::string, std::uint64_t> commands_by_type_;
   std::map<std::string, std::uint64_t> errors_by_code_;
   std::uint64_t responses_total_ = 0;

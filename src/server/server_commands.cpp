@@ -139,11 +139,9 @@ void Server::create_session(std::uint64_t conn, const Envelope& env, Reply reply
   fs::path dir = prepare_session_dirs(session_id);
   launch.session_dir = dir;
   launch.agent_dir = dir / "agent";
-  auto session = std::make_shared<session::Session>(io_, session_id, launch, options_.agent,
-                                                    connections_, relay_stats_, *this,
-                                                    options_.event_buffer_bytes);
-  if (auto failure = session->start_agent()) {
-    auto r = protocol::error_response(env.type, env.id, ErrorCode::agent_exited, *failure);
+  auto session = std::make_shared<session::Session>(session_context_, session_id, launch);
+  if (auto started = session->start_agent(); !started) {
+    auto r = protocol::error_response(env.type, env.id, ErrorCode::agent_exited, started.message());
     r.session_id = session_id;
     return reply(r);
   }

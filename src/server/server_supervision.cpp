@@ -147,13 +147,13 @@ void Server::schedule_restart(const std::shared_ptr<session::Session>& session,
     if (ec || !s || draining_) return;
     auto it = sessions_.find(s->id());
     if (it == sessions_.end() || it->second != s) return;  // deleted meanwhile
-    if (auto failure = s->start_agent()) {
+    if (auto started = s->start_agent(); !started) {
       std::chrono::milliseconds next{0};
       bool again = s->claim_restart(next);
       s->send_to_subscribers(make_frame(protocol::server_event(
                                  "agent_exited", {{"sessionId", s->id()},
                                                   {"restarting", again},
-                                                  {"error", *failure}})));
+                                                  {"error", started.message()}})));
       if (again) schedule_restart(s, next);
       return;
     }
