@@ -32,21 +32,21 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-struct Result {
+struct Timing {
   double seconds = 0;
   std::uint64_t events = 0;
   std::uint64_t bytes = 0;
 };
 
 // The agent alone: write the prompt, read stdout until agent_settled.
-Result direct_baseline(std::uint64_t n) {
+Timing direct_baseline(std::uint64_t n) {
   agent::SpawnRequest req;
   req.argv = {fake_agent_binary(), "--mode", "rpc"};
-  auto spawned = std::get<agent::SpawnedProcess>(agent::spawn_process(req));
+  auto spawned = agent::spawn_process(req).value();
   std::string cmd = R"({"id":"b","type":"prompt","message":"stream )" + std::to_string(n) + "\"}\n";
   auto start = Clock::now();
   (void)!::write(spawned.stdin_fd, cmd.data(), cmd.size());
-  Result r;
+  Timing r;
   std::string tail;
   char buf[1 << 16];
   for (;;) {
@@ -88,7 +88,7 @@ std::uint64_t peak_rss_kib(pid_t pid) {
   return 0;
 }
 
-Result through_daemon(Daemon& d, std::vector<std::unique_ptr<WsClient>>& subs, std::uint64_t n,
+Timing through_daemon(Daemon& d, std::vector<std::unique_ptr<WsClient>>& subs, std::uint64_t n,
                       int round) {
   std::atomic<std::uint64_t> events{0}, bytes{0};
   std::vector<std::thread> readers;
@@ -121,7 +121,7 @@ Result through_daemon(Daemon& d, std::vector<std::unique_ptr<WsClient>>& subs, s
                    {"message", "stream " + std::to_string(n)}},
                   std::chrono::seconds(120));
   for (auto& t : readers) t.join();
-  Result r;
+  Timing r;
   r.seconds = std::chrono::duration<double>(*std::max_element(done.begin(), done.end()) - start).count();
   r.events = events;
   r.bytes = bytes;
@@ -160,9 +160,9 @@ int main(int argc, char** argv) {
   std::printf("%-6s %12s %12s %7s %12s %12s %10s %12s %8s\n", "round", "direct ev/s", "daemon ev/s",
               "ratio", "direct MB/s", "daemon MB/s", "received", "daemon us/ev", "RSS MiB");
   for (int round = 1; round <= rounds; ++round) {
-    Result base = direct_baseline(n);
+    Timing base = direct_baseline(n);
     double cpu_before = cpu_seconds(d.pid());
-    Result relay = through_daemon(d, subs, n, round);
+    Timing relay = through_daemon(d, subs, n, round);
     double cpu_used = cpu_seconds(d.pid()) - cpu_before;
     double base_eps = base.events / base.seconds, relay_eps = relay.events / relay.seconds;
     std::printf("%-6d %12.0f %12.0f %7.2f %12.1f %12.1f %10llu %12.2f %8.1f\n", round, base_eps,

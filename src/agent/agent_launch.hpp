@@ -17,6 +17,7 @@ struct SessionLaunch {
   std::string name;
   std::filesystem::path session_dir;  // pi keeps this session's files here
   std::filesystem::path agent_dir;    // PI_CODING_AGENT_DIR (models.json, settings.json)
+  std::string session_id;  // the daemon's id for the session: log lines only (Session sets it)
 };
 
 // argv = options.command + --mode rpc + the session's flags; env = the allow-listed part

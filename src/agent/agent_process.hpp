@@ -15,53 +15,38 @@
 #include <optional>
 #include <string>
 
+#include "agent/agent_channel.hpp"
 #include "agent/spawner.hpp"
 #include "protocol/line_framer.hpp"
 
 namespace pi_server::agent {
-
-// How a process ended: an exit code or a signal number.
-struct ExitStatus {
-  std::optional<int> exit_code;
-  std::optional<int> signal;
-};
-
-struct AgentCallbacks {
-  std::function<void(std::string_view line)> on_line;
-  // A stdout line over the limit was discarded (its length).
-  std::function<void(std::size_t bytes)> on_oversize_line;
-  std::function<void(std::string_view line)> on_stderr_line;
-  // Called once, after the process is reaped and its stdout has been read to the end
-  // (so every line it wrote is delivered before this).
-  std::function<void(ExitStatus)> on_exit;
-};
 
 struct AgentLimits {
   std::size_t max_line_bytes = 256u << 20;
   std::size_t max_stderr_line_bytes = 8192;
 };
 
-class AgentProcess : public std::enable_shared_from_this<AgentProcess> {
+class AgentProcess : public AgentChannel, public std::enable_shared_from_this<AgentProcess> {
  public:
   // Takes ownership of the spawned process's descriptors and starts reading.
   static std::shared_ptr<AgentProcess> adopt(boost::asio::io_context& io, SpawnedProcess process,
                                              AgentCallbacks callbacks, AgentLimits limits);
-  ~AgentProcess();
+  ~AgentProcess() override;
 
-  pid_t pid() const { return pid_; }
-  bool exited() const { return exit_status_.has_value(); }
+  pid_t pid() const override { return pid_; }
+  bool exited() const override { return exit_status_.has_value(); }
 
   // Queues one line (a '\n' is appended) for the agent's stdin. Dropped after stop().
-  void write_line(std::string line);
+  void write_line(std::string line) override;
 
   // Graceful stop: closes stdin; after eof_grace sends SIGTERM to the process group; after
   // term_grace more sends SIGKILL. on_exit fires as usual when it is gone.
-  void stop(std::chrono::milliseconds eof_grace, std::chrono::milliseconds term_grace);
+  void stop(std::chrono::milliseconds eof_grace, std::chrono::milliseconds term_grace) override;
   // SIGKILL to the process group now.
-  void kill_now();
+  void kill_now() override;
   // Forget the callbacks: the owner is going away. The process object stays alive until
   // its pending operations finish.
-  void detach();
+  void detach() override;
 
   AgentProcess(boost::asio::io_context& io, SpawnedProcess process, AgentCallbacks callbacks,
                AgentLimits limits);

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cerrno>
+#include <system_error>
 
 namespace pi_server::agent {
 namespace {
@@ -29,10 +30,12 @@ void close_fd(int& fd) {
 
 std::error_code last_error() { return {errno, std::generic_category()}; }
 
+Status failure(std::error_code ec) { return Status::error(ec.message()); }
+
 }  // namespace
 
-std::variant<SpawnedProcess, std::error_code> spawn_process(const SpawnRequest& request) {
-  if (request.argv.empty()) return std::make_error_code(std::errc::invalid_argument);
+Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
+  if (request.argv.empty()) return failure(std::make_error_code(std::errc::invalid_argument));
 
   std::array<Pipe, 3> pipes;  // stdin, stdout, stderr
   auto close_all = [&] {
@@ -46,7 +49,7 @@ std::variant<SpawnedProcess, std::error_code> spawn_process(const SpawnRequest& 
     if (::pipe2(fds, O_CLOEXEC) != 0) {
       auto ec = last_error();
       close_all();
-      return ec;
+      return failure(ec);
     }
     p.read = fds[0];
     p.write = fds[1];
@@ -96,7 +99,7 @@ std::variant<SpawnedProcess, std::error_code> spawn_process(const SpawnRequest& 
   close_fd(pipes[2].write);
   if (rc != 0) {
     close_all();
-    return std::error_code(rc, std::generic_category());
+    return failure(std::error_code(rc, std::generic_category()));
   }
 
   SpawnedProcess out;
@@ -108,7 +111,7 @@ std::variant<SpawnedProcess, std::error_code> spawn_process(const SpawnRequest& 
     ::kill(-pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
     close_all();
-    return ec;
+    return failure(ec);
   }
   out.stdin_fd = pipes[0].write;
   out.stdout_fd = pipes[1].read;

@@ -6,9 +6,9 @@
 #include <sys/types.h>
 
 #include <string>
-#include <system_error>
-#include <variant>
 #include <vector>
+
+#include "pi_server/result.hpp"
 
 namespace pi_server::agent {
 
@@ -27,8 +27,9 @@ struct SpawnedProcess {
   int stderr_fd = -1;  // read end
 };
 
-// Returns the process, or the errno of what failed (an exec failure such as ENOENT or
-// EACCES comes back here: glibc's posix_spawn reports it synchronously).
-std::variant<SpawnedProcess, std::error_code> spawn_process(const SpawnRequest& request);
+// Returns the process, or a failure whose message is the errno text of what failed
+// (std::error_code::message(); an exec failure such as ENOENT or EACCES comes back here:
+// glibc's posix_spawn reports it synchronously).
+Result<SpawnedProcess> spawn_process(const SpawnRequest& request);
 
 }  // namespace pi_server::agent

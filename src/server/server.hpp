@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/process_launcher.hpp"
 #include "connections/connection_registry.hpp"
 #include "pi_server/connection.hpp"
 #include "pi_server/options.hpp"
@@ -65,6 +66,8 @@ class Server : public ConnectionHandler, public HttpHandler {
   reliability::AsioScheduler scheduler_;
   ConnectionRegistry connections_;
   Responder responder_;
+  session::RelayStats relay_stats_;
+  agent::ProcessLauncher launcher_;
   session::SessionRegistry sessions_;
   AdmissionPolicy admission_;
   reliability::OutcomeStore outcomes_;

@@ -1,20 +1,16 @@
 #include "session/session.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <charconv>
-#include <boost/asio/post.hpp>
 
 #include "observability/log.hpp"
+#include "protocol/commands.hpp"
 #include "protocol/json_scan.hpp"
-
-extern char** environ;
 
 namespace pi_server::session {
 namespace {
 
-std::string iso_time(std::chrono::system_clock::time_point t) {
+std::string iso_time(SystemTime t) {
   std::time_t secs = std::chrono::system_clock::to_time_t(t);
   std::tm tm{};
   gmtime_r(&secs, &tm);
@@ -31,24 +27,24 @@ std::string describe(const agent::ExitStatus& s) {
 
 }  // namespace
 
-bool is_read_only_command(std::string_view type) {
-  return type.starts_with("get_") || type == "export_html";
-}
-
-Session::Session(boost::asio::io_context& io, std::string id, agent::SessionLaunch launch,
-                 const AgentOptions& agent_options, ConnectionRegistry& connections,
-                 RelayStats& stats, SessionObserver& observer, std::size_t event_buffer_bytes)
-    : io_(io),
+Session::Session(SessionContext& context, std::string id, agent::SessionLaunch launch)
+    : clock_(context.clock),
+      launcher_(context.launcher),
+      connections_(context.connections),
+      stats_(context.stats),
+      observer_(context.observer),
+      agent_options_(context.agent_options),
       id_(std::move(id)),
       quoted_id_(protocol::json_quote(id_)),
       launch_(std::move(launch)),
-      agent_options_(agent_options),
-      connections_(connections),
-      stats_(stats),
-      observer_(observer),
-      event_buffer_bytes_(event_buffer_bytes),
-      created_at_(std::chrono::system_clock::now()),
+      ring_(context.event_buffer_bytes),
+      ui_(context.scheduler, context.agent_options.max_pending_ui, context.agent_options.ui_timeout,
+          [this](const std::string& ui_id, std::string_view reason) {
+            on_ui_cancelled(ui_id, reason);
+          }),
+      created_at_(clock_.system_now()),
       last_activity_at_(created_at_) {
+  launch_.session_id = id_;
   const std::string& model = launch_.model.empty() ? agent_options_.default_model : launch_.model;
   // "provider/id"; a bare model id names no provider until the agent reports one.
   auto slash = model.find('/');
@@ -67,17 +63,7 @@ std::optional<pid_t> Session::agent_pid() const {
   return agent_->pid();
 }
 
-std::optional<std::string> Session::start_agent() {
-  auto request = agent::build_spawn_request(agent_options_, launch_, environ);
-  auto spawn_started = std::chrono::steady_clock::now();
-  auto spawned = agent::spawn_process(request);
-  stats_.spawn_time.observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - spawn_started).count());
-  if (auto* ec = std::get_if<std::error_code>(&spawned)) {
-    log::error("agent_spawn_failed",
-               {{"session", id_}, {"command", request.argv.front()}, {"error", ec->message()}});
-    return "Could not start the agent (" + request.argv.front() + "): " + ec->message();
-  }
+Status Session::start_agent() {
   agent::AgentCallbacks callbacks;
   callbacks.on_line = [this](std::string_view line) { on_agent_line(line); };
   callbacks.on_oversize_line = [this](std::size_t bytes) {
@@ -87,12 +73,10 @@ std::optional<std::string> Session::start_agent() {
   };
   callbacks.on_stderr_line = [this](std::string_view line) { on_agent_stderr(line); };
   callbacks.on_exit = [this](agent::ExitStatus status) { on_agent_exit(status); };
-  agent::AgentLimits limits;
-  limits.max_line_bytes = agent_options_.max_line_bytes;
-  agent_ = agent::AgentProcess::adopt(io_, std::get<agent::SpawnedProcess>(spawned),
-                                      std::move(callbacks), limits);
-  log::info("agent_started", {{"session", id_}, {"pid", agent_->pid()}});
-  return std::nullopt;
+  auto launched = launcher_.launch(agent_options_, launch_, std::move(callbacks));
+  if (!launched) return launched.status();
+  agent_ = std::move(launched.value());
+  return Status::ok();
 }
 
 void Session::relay(const protocol::Envelope& envelope, Completion done) {
@@ -116,7 +100,7 @@ void Session::relay(const protocol::Envelope& envelope, Completion done) {
   }
   // pi does not answer abort while a tool waits in an open dialog: dismiss the session's
   // dialogs first so the abort can complete.
-  if (envelope.type == "abort") cancel_all_ui("aborted");
+  if (envelope.type == "abort") ui_.cancel_all("aborted");
   std::string agent_id = "pi-server-" + std::to_string(next_agent_id_++);
   agent_->write_line(protocol::dump(protocol::to_agent_command(envelope, agent_id)));
   pending_.emplace(std::move(agent_id), Pending{envelope.type, envelope.id, std::move(done)});
@@ -166,7 +150,7 @@ void Session::on_agent_response(std::string_view line, std::string_view raw_id) 
     if (auto e = body.find("error"); e != body.end())
       r.error = e->is_string() ? e->get<std::string>() : protocol::dump(*e);
   }
-  if (r.success && !is_read_only_command(pending.client_type)) ++version_;
+  if (r.success && protocol::bumps_session_version(pending.client_type)) ++version_;
   // pi answers prompt before its agent_start: the run is under way from this moment until
   // agent_settled, and the session must not look quiet in between (stdio drain waits on it).
   if (r.success && pending.client_type == "prompt") running_ = true;
@@ -179,13 +163,12 @@ void Session::on_agent_response(std::string_view line, std::string_view raw_id) 
 void Session::on_agent_event(std::string_view line, std::string_view type, std::string_view raw_id) {
   std::string rewritten;
   if (type == "agent_start") {
-    if (!running_ || run_started_ == std::chrono::steady_clock::time_point{})
-      run_started_ = std::chrono::steady_clock::now();
+    if (!running_ || run_started_ == SteadyTime{}) run_started_ = clock_.steady_now();
     running_ = true;
   } else if (type == "agent_settled") {
     running_ = false;
-    if (run_started_ != std::chrono::steady_clock::time_point{}) {
-      auto length = std::chrono::steady_clock::now() - run_started_;
+    if (run_started_ != SteadyTime{}) {
+      auto length = clock_.steady_now() - run_started_;
       run_started_ = {};
       observer_.on_run_finished(*this, provider_, length);
     }
@@ -210,12 +193,7 @@ void Session::on_agent_event(std::string_view line, std::string_view type, std::
   Frame frame = make_frame(protocol::wrap_event(quoted_id_, seq, line));
   ++stats_.events_relayed;
   // The buffer shares the frame with the outbound queues: no copy.
-  ring_.emplace_back(seq, frame);
-  ring_bytes_ += frame->size();
-  while (ring_bytes_ > event_buffer_bytes_ && !ring_.empty()) {
-    ring_bytes_ -= ring_.front().second->size();
-    ring_.pop_front();
-  }
+  ring_.push(seq, frame);
   for (auto conn_id : subscribers_) {
     if (Connection* c = connections_.find(conn_id)) {
       switch (c->send_event(frame, id_, seq)) {
@@ -284,55 +262,16 @@ void Session::track_ui_request(std::string_view line, std::string_view raw_id) {
     }
     return true;
   });
-  // Only dialogs wait for an answer; notify/setStatus/setWidget/setTitle/set_editor_text
-  // are fire-and-forget.
-  if (method != "select" && method != "confirm" && method != "input" && method != "editor") return;
+  if (!UiDialogs::waits_for_answer(method)) return;
   auto ui_id = protocol::simple_string(raw_id);
   if (!ui_id || ui_id->empty()) return;
-  std::string key(*ui_id);
-  if (pending_ui_.count(key)) return;
-  if (pending_ui_.size() >= agent_options_.max_pending_ui) {
+  if (ui_.track(std::string(*ui_id), own_timeout_ms) == UiDialogs::Track::over_limit) {
+    // The event still reaches subscribers (they see the request); ui_ dismisses it right after.
     log::warn("ui_request_over_limit", {{"session", id_}, {"limit", agent_options_.max_pending_ui}});
-    // Let the event reach subscribers (they see the request), then dismiss it right away.
-    boost::asio::post(io_, [this, key, alive = std::weak_ptr<int>(alive_)] {
-      if (!alive.expired()) {
-        ui_order_.push_back(key);
-        pending_ui_.emplace(key, nullptr);
-        cancel_ui(key, "too_many_pending");
-      }
-    });
-    return;
   }
-  auto timeout = agent_options_.ui_timeout;
-  // A dialog whose own timeout comes first resolves itself inside pi (no line is written):
-  // stop tracking it then. Otherwise our timeout cancels it.
-  bool resolves_itself = false;
-  if (own_timeout_ms && std::chrono::milliseconds(*own_timeout_ms + 1000) <= timeout) {
-    timeout = std::chrono::milliseconds(*own_timeout_ms + 1000);
-    resolves_itself = true;
-  }
-  auto timer = std::make_unique<boost::asio::steady_timer>(io_, timeout);
-  timer->async_wait([this, key, self_own = resolves_itself,
-                     alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
-    if (ec || alive.expired()) return;
-    if (self_own) {
-      forget_ui(key);
-    } else {
-      cancel_ui(key, "timeout");
-    }
-  });
-  pending_ui_.emplace(key, std::move(timer));
-  ui_order_.push_back(key);
 }
 
-void Session::forget_ui(const std::string& ui_id) {
-  pending_ui_.erase(ui_id);
-  ui_order_.erase(std::remove(ui_order_.begin(), ui_order_.end(), ui_id), ui_order_.end());
-}
-
-void Session::cancel_ui(const std::string& ui_id, std::string_view reason) {
-  if (!pending_ui_.count(ui_id)) return;
-  forget_ui(ui_id);
+void Session::on_ui_cancelled(const std::string& ui_id, std::string_view reason) {
   if (agent_running())
     agent_->write_line(protocol::dump(
         nlohmann::json{{"type", "extension_ui_response"}, {"id", ui_id}, {"cancelled", true}}));
@@ -344,11 +283,6 @@ void Session::cancel_ui(const std::string& ui_id, std::string_view reason) {
 void Session::send_to_subscribers(const Frame& frame) const {
   for (auto conn_id : subscribers_)
     if (Connection* c = connections_.find(conn_id)) c->send_control(frame);
-}
-
-void Session::cancel_all_ui(std::string_view reason) {
-  auto ids = ui_order_;
-  for (const auto& ui_id : ids) cancel_ui(ui_id, reason);
 }
 
 void Session::answer_ui(const protocol::Envelope& envelope, Completion done) {
@@ -363,11 +297,11 @@ void Session::answer_ui(const protocol::Envelope& envelope, Completion done) {
     ui_id = *envelope.id;
   }
   protocol::Response r;
-  if (ui_id.empty() || !pending_ui_.count(ui_id) || !agent_running()) {
+  if (ui_id.empty() || !ui_.pending(ui_id) || !agent_running()) {
     r = protocol::error_response(envelope.type, envelope.id, ErrorCode::not_pending,
                                  "No pending extension UI request with id '" + ui_id + "'");
   } else {
-    forget_ui(ui_id);
+    ui_.forget(ui_id);
     nlohmann::json answer = body;
     for (const char* key : {"sessionId", "idempotencyKey", "dependsOn", "ifSessionVersion", "uiRequestId"})
       answer.erase(key);
@@ -381,7 +315,7 @@ void Session::answer_ui(const protocol::Envelope& envelope, Completion done) {
 }
 
 bool Session::claim_restart(std::chrono::milliseconds& delay) {
-  auto now = std::chrono::steady_clock::now();
+  auto now = clock_.steady_now();
   while (!restart_times_.empty() && now - restart_times_.front() > agent_options_.restart_window)
     restart_times_.pop_front();
   if (restart_times_.size() >= agent_options_.max_restarts) return false;
@@ -394,7 +328,7 @@ bool Session::claim_restart(std::chrono::milliseconds& delay) {
 }
 
 void Session::on_agent_stderr(std::string_view line) {
-  auto now = std::chrono::steady_clock::now();
+  auto now = clock_.steady_now();
   if (now - stderr_window_start_ >= std::chrono::seconds(1)) {
     if (stderr_suppressed_ > 0)
       log::warn("agent_stderr_suppressed", {{"session", id_}, {"lines", stderr_suppressed_}});
@@ -422,9 +356,9 @@ void Session::on_agent_exit(const agent::ExitStatus& status) {
   if (stderr_suppressed_ > 0) fields["stderrSuppressed"] = stderr_suppressed_;
   log::info("agent_exited", fields);
   fail_pending("The agent exited (" + describe(status) + ") before answering");
-  // Dialogs die with the process that asked; tell subscribers to close them (cancel_ui
+  // Dialogs die with the process that asked; tell subscribers to close them (on_ui_cancelled
   // writes nothing to an agent that is gone).
-  cancel_all_ui("agent_exited");
+  ui_.cancel_all("agent_exited");
   if (stopping_) {
     if (stopped_) {
       auto cb = std::move(stopped_);
@@ -457,17 +391,7 @@ void Session::stop(std::function<void()> done) {
   agent_->stop(agent_options_.eof_grace, agent_options_.term_grace);
 }
 
-Session::Replay Session::events_after(std::uint64_t after_seq) const {
-  Replay r;
-  std::uint64_t oldest = ring_.empty() ? next_seq_ : ring_.front().first;
-  r.gap = after_seq + 1 < oldest;
-  for (const auto& [seq, frame] : ring_)
-    if (seq > after_seq) r.events.emplace_back(seq, frame);
-  r.first_seq = r.events.empty() ? next_seq_ : r.events.front().first;
-  return r;
-}
-
-void Session::touch() { last_activity_at_ = std::chrono::system_clock::now(); }
+void Session::touch() { last_activity_at_ = clock_.system_now(); }
 
 nlohmann::json Session::summary() const {
   nlohmann::json j = {

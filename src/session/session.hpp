@@ -3,27 +3,30 @@
 // relayed commands) and the agent process that serves it. The agent is replaceable; the
 // session outlives it. This is where the relay's hot path runs: each agent line is read as
 // far as its top-level "type"/"id" and an event is wrapped and shared, never re-serialized.
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
-#include <deque>
-#include <map>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <deque>
 #include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
 
+#include <vector>
+
+#include "agent/agent_channel.hpp"
 #include "agent/agent_launch.hpp"
-#include "agent/agent_process.hpp"
+#include "connections/connection_registry.hpp"
 #include "observability/metrics.hpp"
+#include "pi_server/clock.hpp"
 #include "pi_server/options.hpp"
+#include "pi_server/result.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/frames.hpp"
-#include "connections/connection_registry.hpp"
+#include "session/event_ring.hpp"
+#include "session/ui_dialogs.hpp"
 
 namespace pi_server::session {
 
@@ -44,7 +47,7 @@ struct RelayStats {
   std::uint64_t agent_lines_oversize = 0;
   std::uint64_t agent_responses_unmatched = 0;
   std::uint64_t agent_exits = 0;
-  // posix_spawn runs on the loop thread: how long it blocks it.
+  // posix_spawn runs on the loop thread: how long it blocks it (agent::ProcessLauncher).
   observability::Histogram spawn_time;
 };
 
@@ -65,11 +68,22 @@ class SessionObserver {
                                std::chrono::steady_clock::duration length) {}
 };
 
+// Shared by every session; owned by whoever owns the sessions (outlives them).
+struct SessionContext {
+  const Clock& clock;
+  Scheduler& scheduler;
+  agent::AgentLauncher& launcher;
+  ConnectionRegistry& connections;
+  RelayStats& stats;
+  SessionObserver& observer;
+  const AgentOptions& agent_options;
+  std::size_t event_buffer_bytes;
+};
+
 class Session {
  public:
-  Session(boost::asio::io_context& io, std::string id, agent::SessionLaunch launch,
-          const AgentOptions& agent_options, ConnectionRegistry& connections,
-          RelayStats& stats, SessionObserver& observer, std::size_t event_buffer_bytes);
+  // Keeps references to what `context` refers to, not to `context` itself.
+  Session(SessionContext& context, std::string id, agent::SessionLaunch launch);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -77,8 +91,9 @@ class Session {
   const std::string& id() const { return id_; }
   const agent::SessionLaunch& launch() const { return launch_; }
 
-  // Spawns the agent. Returns an error message if it could not be started.
-  std::optional<std::string> start_agent();
+  // Starts the agent (through the context's launcher). The failure's message is what the
+  // client is told.
+  Status start_agent();
   bool agent_running() const { return agent_ && !agent_->exited(); }
   std::optional<pid_t> agent_pid() const;
   // Set once the first agent answered: only then does a crash lead to a restart.
@@ -104,7 +119,7 @@ class Session {
   bool claim_restart(std::chrono::milliseconds& delay);
   std::size_t restarts_total() const { return restarts_total_; }
   // Pending extension UI dialogs (ids), oldest first.
-  std::vector<std::string> pending_ui_ids() const { return {ui_order_.begin(), ui_order_.end()}; }
+  std::vector<std::string> pending_ui_ids() const { return ui_.ids(); }
 
   // Stops the agent gracefully (EOF, SIGTERM, SIGKILL); `done` runs once it is reaped.
   // Pending commands are answered with agent_exited.
@@ -119,12 +134,8 @@ class Session {
   std::uint64_t last_seq() const { return next_seq_ - 1; }
 
   // Resume: what the event buffer holds after `after_seq`.
-  struct Replay {
-    bool gap = false;            // events after after_seq have already left the buffer
-    std::uint64_t first_seq = 0;  // the first event sent (when any)
-    std::vector<std::pair<std::uint64_t, Frame>> events;
-  };
-  Replay events_after(std::uint64_t after_seq) const;
+  using Replay = EventRing::Replay;
+  Replay events_after(std::uint64_t after_seq) const { return ring_.after(after_seq); }
 
   // {sessionId, name?, cwd, model, state, createdAt, lastActivityAt, subscriberCount}
   nlohmann::json summary() const;
@@ -140,11 +151,9 @@ class Session {
   void on_agent_response(std::string_view line, std::string_view raw_id);
   void on_agent_event(std::string_view line, std::string_view type, std::string_view raw_id);
   void track_ui_request(std::string_view line, std::string_view raw_id);
-  // Answers a dialog on the agent's behalf with {"cancelled":true} (what pi's own UI sends
-  // when a dialog is dismissed) and tells subscribers it is gone.
-  void cancel_ui(const std::string& ui_id, std::string_view reason);
-  void cancel_all_ui(std::string_view reason);
-  void forget_ui(const std::string& ui_id);
+  // ui_'s OnCancel: answers a dialog on the agent's behalf with {"cancelled":true} (what
+  // pi's own UI sends when a dialog is dismissed) and tells subscribers it is gone.
+  void on_ui_cancelled(const std::string& ui_id, std::string_view reason);
   void answer_ui(const protocol::Envelope& envelope, Completion done);
   std::string client_event_line(std::string_view line, std::string_view raw_id);
   void on_agent_stderr(std::string_view line);
@@ -153,47 +162,40 @@ class Session {
   void fail_pending(const std::string& message);
   void touch();
 
-  boost::asio::io_context& io_;
-  std::string id_;
-  std::string quoted_id_;  // json_quote(id_), spliced into every event envelope
-  agent::SessionLaunch launch_;
-  const AgentOptions& agent_options_;
+  const Clock& clock_;
+  agent::AgentLauncher& launcher_;
   ConnectionRegistry& connections_;
   RelayStats& stats_;
   SessionObserver& observer_;
+  const AgentOptions& agent_options_;
+  std::string id_;
+  std::string quoted_id_;  // json_quote(id_), spliced into every event envelope
+  agent::SessionLaunch launch_;
 
-  std::shared_ptr<agent::AgentProcess> agent_;
+  std::shared_ptr<agent::AgentChannel> agent_;
   std::set<std::uint64_t> subscribers_;
   std::unordered_map<std::string, Pending> pending_;  // by the daemon's agent-side id
   std::uint64_t next_agent_id_ = 1;
   std::uint64_t next_seq_ = 1;
-  // The newest event frames, oldest first, bounded by event_buffer_bytes_ (for resume).
-  std::deque<std::pair<std::uint64_t, Frame>> ring_;
-  std::size_t ring_bytes_ = 0;
-  std::size_t event_buffer_bytes_;
+  // The newest event frames, for resume.
+  EventRing ring_;
   std::uint64_t version_ = 0;
   bool running_ = false;
   std::string provider_;
-  std::chrono::steady_clock::time_point run_started_{};
-  std::map<std::string, std::unique_ptr<boost::asio::steady_timer>> pending_ui_;
-  std::deque<std::string> ui_order_;
-  std::deque<std::chrono::steady_clock::time_point> restart_times_;
+  SteadyTime run_started_{};
+  UiDialogs ui_;
+  std::deque<SteadyTime> restart_times_;
   std::size_t restarts_total_ = 0;
-  // Lets timers and posted work tell that the session is gone (they hold a weak_ptr).
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   bool stopping_ = false;
   bool ready_ = false;
   std::function<void()> stopped_;
-  std::chrono::system_clock::time_point created_at_;
-  std::chrono::system_clock::time_point last_activity_at_;
+  SystemTime created_at_;
+  SystemTime last_activity_at_;
 
   // agent stderr rate limit: lines per one-second window
-  std::chrono::steady_clock::time_point stderr_window_start_{};
+  SteadyTime stderr_window_start_{};
   std::size_t stderr_in_window_ = 0;
   std::size_t stderr_suppressed_ = 0;
 };
-
-// True for session commands that never change the session (no version bump).
-bool is_read_only_command(std::string_view type);
 
 }  // namespace pi_server::session

@@ -1,7 +1,5 @@
 #include "session/session_registry.hpp"
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <filesystem>
 #include <random>
 
@@ -31,9 +29,15 @@ std::string model_string(const json& model) {
 
 }  // namespace
 
-SessionRegistry::SessionRegistry(boost::asio::io_context& io, const ServerOptions& options,
-                                 ConnectionRegistry& connections)
-    : io_(io), options_(options), connections_(connections) {}
+SessionRegistry::SessionRegistry(const Clock& clock, Scheduler& scheduler,
+                                 agent::AgentLauncher& launcher, const ServerOptions& options,
+                                 ConnectionRegistry& connections, RelayStats& relay_stats)
+    : scheduler_(scheduler),
+      options_(options),
+      connections_(connections),
+      relay_stats_(relay_stats),
+      context_{clock,   scheduler,     launcher, connections, relay_stats,
+               *this,   options.agent, options.event_buffer_bytes} {}
 
 SessionRegistry::~SessionRegistry() {
   for (auto& [id, s] : sessions_) s->stop([] {});
@@ -71,10 +75,9 @@ void SessionRegistry::create(std::string session_id, agent::SessionLaunch launch
   fs::path dir = prepare_session_dirs(session_id);
   launch.session_dir = dir;
   launch.agent_dir = dir / "agent";
-  auto session = std::make_shared<Session>(io_, session_id, launch, options_.agent, connections_,
-                                           relay_stats_, *this, options_.event_buffer_bytes);
-  if (auto failure = session->start_agent())
-    return done(Status::error(ErrorCode::agent_exited, *failure));
+  auto session = std::make_shared<Session>(context_, session_id, launch);
+  if (auto started = session->start_agent(); !started)
+    return done(Status::error(ErrorCode::agent_exited, started.message()));
   sessions_.emplace(session_id, session);
   // The creator may have gone while the command waited in its lane.
   if (connections_.find(creator)) session->subscribe(creator);
@@ -96,7 +99,7 @@ void SessionRegistry::create(std::string session_id, agent::SessionLaunch launch
       if (auto it = sessions_.find(session_id); it != sessions_.end() && it->second == s) {
         sessions_.erase(it);
         s->stop([] {});
-        boost::asio::post(io_, [keep = s] {});
+        scheduler_.schedule(std::chrono::milliseconds(0), [keep = s] {});
       }
       done(Status::error(ErrorCode::agent_exited,
                          "The agent did not start: " + state.error.value_or("no answer")));
@@ -122,7 +125,7 @@ void SessionRegistry::stop_and_forget(const std::shared_ptr<Session>& session,
   stopping_.emplace(raw, session);
   session->stop([this, raw, done = std::move(done), alive = std::weak_ptr<int>(alive_)] {
     // Runs inside the session's own exit handling: destroy it on a later turn.
-    boost::asio::post(io_, [this, raw, done, alive] {
+    scheduler_.schedule(std::chrono::milliseconds(0), [this, raw, done, alive] {
       if (alive.expired()) return;
       stopping_.erase(raw);
       done();
@@ -211,19 +214,18 @@ void SessionRegistry::on_agent_exited(Session& session, const agent::ExitStatus&
 void SessionRegistry::schedule_restart(const std::shared_ptr<Session>& session,
                                        std::chrono::milliseconds delay) {
   log::info("agent_restart_scheduled", {{"session", session->id()}, {"delayMs", delay.count()}});
-  auto timer = std::make_shared<boost::asio::steady_timer>(io_, delay);
   std::weak_ptr<Session> weak = session;
-  timer->async_wait([this, timer, weak, alive = std::weak_ptr<int>(alive_)](
-                        boost::system::error_code ec) {
+  scheduler_.schedule(delay, [this, weak, alive = std::weak_ptr<int>(alive_)] {
     auto s = weak.lock();
-    if (ec || alive.expired() || !s || stopped_all_) return;
+    if (alive.expired() || !s || stopped_all_) return;
     auto it = sessions_.find(s->id());
     if (it == sessions_.end() || it->second != s) return;  // deleted meanwhile
-    if (auto failure = s->start_agent()) {
+    if (auto started = s->start_agent(); !started) {
       std::chrono::milliseconds next{0};
       bool again = s->claim_restart(next);
       s->send_to_subscribers(make_frame(protocol::server_event(
-          "agent_exited", {{"sessionId", s->id()}, {"restarting", again}, {"error", *failure}})));
+          "agent_exited",
+          {{"sessionId", s->id()}, {"restarting", again}, {"error", started.message()}})));
       if (again) schedule_restart(s, next);
       return;
     }

@@ -3,7 +3,6 @@
 // answer), delete (answer once the agent is reaped), lookup, restart of an agent that exits
 // on its own (backoff), and stopping them all at shutdown. It is every Session's observer
 // and passes what agents report about their provider on to admission (the breakers).
-#include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -12,7 +11,9 @@
 #include <string>
 #include <unordered_map>
 
+#include "agent/agent_channel.hpp"
 #include "agent/agent_launch.hpp"
+#include "pi_server/clock.hpp"
 #include "connections/connection_registry.hpp"
 #include "pi_server/options.hpp"
 #include "pi_server/result.hpp"
@@ -26,8 +27,11 @@ class SessionRegistry : public SessionObserver,
                         public reliability::SessionVersions,
                         public ProviderLookup {
  public:
-  SessionRegistry(boost::asio::io_context& io, const ServerOptions& options,
-                  ConnectionRegistry& connections);
+  // `launcher` starts agents (ProcessLauncher in the daemon, a fake in unit tests);
+  // `relay_stats` collects every session's relay counters.
+  SessionRegistry(const Clock& clock, Scheduler& scheduler, agent::AgentLauncher& launcher,
+                  const ServerOptions& options, ConnectionRegistry& connections,
+                  RelayStats& relay_stats);
   ~SessionRegistry() override;
 
   // Where provider results go (the admission policy's breakers). Set once, before any
@@ -86,11 +90,13 @@ class SessionRegistry : public SessionObserver,
   // Keeps `session` alive until its agent is reaped, then runs `done`.
   void stop_and_forget(const std::shared_ptr<Session>& session, std::function<void()> done);
 
-  boost::asio::io_context& io_;
+  Scheduler& scheduler_;
   const ServerOptions& options_;
   ConnectionRegistry& connections_;
+  RelayStats& relay_stats_;
   ProviderFeedback* feedback_ = nullptr;
-  RelayStats relay_stats_;
+  // What every Session is built with (this registry is their observer).
+  SessionContext context_;
   std::map<std::string, std::shared_ptr<Session>> sessions_;
   std::unordered_map<Session*, std::shared_ptr<Session>> stopping_;
   std::uint64_t agent_restarts_ = 0;

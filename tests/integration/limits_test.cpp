@@ -112,8 +112,8 @@ TEST(Limits, NonLoopbackListenIsRefusedWithExitCode2) {
   agent::SpawnRequest req;
   req.argv = {daemon_binary(), "--listen", "0.0.0.0:0", "--state-dir", state.path()};
   auto spawned = agent::spawn_process(req);
-  ASSERT_TRUE(std::holds_alternative<agent::SpawnedProcess>(spawned));
-  auto p = std::get<agent::SpawnedProcess>(spawned);
+  ASSERT_TRUE(spawned.is_ok()) << spawned.error();
+  auto p = spawned.value();
   siginfo_t info{};
   ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(p.pid), &info, WEXITED), 0);
   EXPECT_EQ(info.si_code, CLD_EXITED);

@@ -48,9 +48,8 @@ Daemon::Daemon(Options options) {
   for (char** e = environ; *e; ++e) req.env.emplace_back(*e);
   req.env.insert(req.env.end(), options.env.begin(), options.env.end());
   auto spawned = agent::spawn_process(req);
-  if (auto* ec = std::get_if<std::error_code>(&spawned))
-    throw std::runtime_error("cannot start daemon: " + ec->message());
-  auto p = std::get<agent::SpawnedProcess>(spawned);
+  if (!spawned) throw std::runtime_error("cannot start daemon: " + spawned.error());
+  auto p = spawned.value();
   pid_ = p.pid;
   pidfd_ = p.pidfd;
   stdin_fd_ = p.stdin_fd;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <system_error>
 
 using namespace pi_server::agent;
 
@@ -32,8 +33,8 @@ TEST(Spawner, ChildGetsOnlyThreeFdsItsOwnGroupAndCleanSignals) {
   req.env = {"PATH=/usr/bin:/bin"};
   req.cwd = "/tmp";
   auto r = spawn_process(req);
-  ASSERT_TRUE(std::holds_alternative<SpawnedProcess>(r));
-  auto p = std::get<SpawnedProcess>(r);
+  ASSERT_TRUE(r.is_ok()) << r.error();
+  auto p = r.value();
   ::close(p.stdin_fd);
   std::string out = read_all(p.stdout_fd);
   siginfo_t info{};
@@ -56,6 +57,8 @@ TEST(Spawner, ExecFailureComesBackAsAValue) {
   SpawnRequest req;
   req.argv = {"/nonexistent/agent"};
   auto r = spawn_process(req);
-  ASSERT_TRUE(std::holds_alternative<std::error_code>(r));
-  EXPECT_EQ(std::get<std::error_code>(r), std::make_error_code(std::errc::no_such_file_or_directory));
+  ASSERT_FALSE(r.is_ok());
+  // The errno's own text (what std::error_code says), for the client's error message.
+  EXPECT_EQ(r.error(), std::make_error_code(std::errc::no_such_file_or_directory).message());
+  EXPECT_FALSE(r.status().code().has_value());
 }
