@@ -2,6 +2,7 @@
 // compared, in the same run, with reading the same agent directly through a pipe.
 //
 //   build/release/bench/relay-bench [--events N] [--subscribers K] [--rounds R]
+//                                   [--baseline-daemon OLD_PI_SERVER]
 //
 // Each round: the fake agent streams N text deltas ("stream N"); we time from sending the
 // prompt to the last subscriber seeing agent_settled. Reported: events/s and MB/s through
@@ -128,47 +129,74 @@ Timing through_daemon(Daemon& d, std::vector<std::unique_ptr<WsClient>>& subs, s
   return r;
 }
 
+// One daemon with its subscribers, ready to relay.
+struct Target {
+  std::unique_ptr<Daemon> daemon;
+  std::vector<std::unique_ptr<WsClient>> subs;
+};
+
+Target start_target(const std::string& binary, int subscribers) {
+  Target t;
+  // High-water mark above one round's bytes: this measures relaying, not dropping.
+  t.daemon = std::make_unique<Daemon>(Daemon::Options{
+      .args = {"--rate-limit", "1000000", "--rate-burst", "1000000", "--outbound-high-water-bytes",
+               "2000000000", "--outbound-hard-cap-bytes", "4000000000"},
+      .binary = binary});
+  for (int i = 0; i < subscribers; ++i) {
+    t.subs.push_back(std::make_unique<WsClient>(t.daemon->port()));
+    t.subs.back()->next();
+    if (i == 0) {
+      t.subs[0]->request({{"type", "create_session"}, {"id", "create"}, {"sessionId", "bench"}});
+      t.subs[0]->request({{"type", "set_lifecycle_events"}, {"id", "quiet"}, {"enabled", false}});
+    } else {
+      t.subs[i]->request(
+          {{"type", "switch_session"}, {"id", "sub" + std::to_string(i)}, {"sessionId", "bench"}});
+    }
+  }
+  return t;
+}
+
+void print_round(const char* label, int round, const Timing& base, const Timing& relay,
+                 double cpu_used, double rss_mib) {
+  double base_eps = base.events / base.seconds, relay_eps = relay.events / relay.seconds;
+  std::printf("%-6s %-6d %12.0f %12.0f %7.2f %12.1f %12.1f %10llu %12.2f %8.1f\n", label, round,
+              base_eps, relay_eps, relay_eps / base_eps, base.bytes / base.seconds / 1e6,
+              relay.bytes / relay.seconds / 1e6, static_cast<unsigned long long>(relay.events),
+              cpu_used / static_cast<double>(relay.events) * 1e6, rss_mib);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::uint64_t n = 200000;
   int subscribers = 1;
   int rounds = 3;
+  std::string baseline;  // --baseline-daemon: an older pi-server binary measured in the same run
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     if (flag == "--events") n = std::stoull(argv[i + 1]);
     if (flag == "--subscribers") subscribers = std::stoi(argv[i + 1]);
     if (flag == "--rounds") rounds = std::stoi(argv[i + 1]);
+    if (flag == "--baseline-daemon") baseline = argv[i + 1];
   }
-  // High-water mark above one round's bytes: this measures relaying, not dropping.
-  Daemon d({.args = {"--rate-limit", "1000000", "--rate-burst", "1000000",
-                     "--outbound-high-water-bytes", "2000000000", "--outbound-hard-cap-bytes",
-                     "4000000000"}});
-  std::vector<std::unique_ptr<WsClient>> subs;
-  for (int i = 0; i < subscribers; ++i) {
-    subs.push_back(std::make_unique<WsClient>(d.port()));
-    subs.back()->next();
-    if (i == 0) {
-      subs[0]->request({{"type", "create_session"}, {"id", "create"}, {"sessionId", "bench"}});
-      subs[0]->request({{"type", "set_lifecycle_events"}, {"id", "quiet"}, {"enabled", false}});
-    } else {
-      subs[i]->request({{"type", "switch_session"}, {"id", "sub" + std::to_string(i)}, {"sessionId", "bench"}});
-    }
-  }
+  std::vector<std::pair<const char*, Target>> targets;
+  if (!baseline.empty()) targets.emplace_back("before", start_target(baseline, subscribers));
+  targets.emplace_back(baseline.empty() ? "-" : "after", start_target("", subscribers));
   std::printf("events per round: %llu, subscribers: %d, rounds: %d\n",
               static_cast<unsigned long long>(n), subscribers, rounds);
-  std::printf("%-6s %12s %12s %7s %12s %12s %10s %12s %8s\n", "round", "direct ev/s", "daemon ev/s",
-              "ratio", "direct MB/s", "daemon MB/s", "received", "daemon us/ev", "RSS MiB");
+  std::printf("%-6s %-6s %12s %12s %7s %12s %12s %10s %12s %8s\n", "daemon", "round", "direct ev/s",
+              "daemon ev/s", "ratio", "direct MB/s", "daemon MB/s", "received", "daemon us/ev",
+              "RSS MiB");
+  // Rounds alternate between the daemons, each against a fresh direct baseline, so machine
+  // noise hits both alike.
   for (int round = 1; round <= rounds; ++round) {
-    Timing base = direct_baseline(n);
-    double cpu_before = cpu_seconds(d.pid());
-    Timing relay = through_daemon(d, subs, n, round);
-    double cpu_used = cpu_seconds(d.pid()) - cpu_before;
-    double base_eps = base.events / base.seconds, relay_eps = relay.events / relay.seconds;
-    std::printf("%-6d %12.0f %12.0f %7.2f %12.1f %12.1f %10llu %12.2f %8.1f\n", round, base_eps,
-                relay_eps, relay_eps / base_eps, base.bytes / base.seconds / 1e6,
-                relay.bytes / relay.seconds / 1e6, static_cast<unsigned long long>(relay.events),
-                cpu_used / static_cast<double>(relay.events) * 1e6, peak_rss_kib(d.pid()) / 1024.0);
+    for (auto& [label, t] : targets) {
+      Timing base = direct_baseline(n);
+      double cpu_before = cpu_seconds(t.daemon->pid());
+      Timing relay = through_daemon(*t.daemon, t.subs, n, round);
+      double cpu_used = cpu_seconds(t.daemon->pid()) - cpu_before;
+      print_round(label, round, base, relay, cpu_used, peak_rss_kib(t.daemon->pid()) / 1024.0);
+    }
   }
   return 0;
 }

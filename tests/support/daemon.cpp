@@ -37,7 +37,7 @@ bool process_exists(pid_t pid) {
 
 Daemon::Daemon(Options options) {
   agent::SpawnRequest req;
-  req.argv = {daemon_binary(), "--state-dir", state_.path(), "--log-level", "debug"};
+  req.argv = {options.binary.empty() ? daemon_binary() : options.binary, "--state-dir", state_.path(), "--log-level", "debug"};
   if (options.stdio_only) {
     req.argv.insert(req.argv.end(), {"--stdio", "--no-listen"});
   } else {

@@ -36,6 +36,7 @@ class Daemon {
     bool stdio_only = false;          // --stdio --no-listen (no "listening" line)
     bool use_fake_agent = true;       // --agent-command <fake-agent>
     std::vector<std::string> env;     // extra NAME=VALUE for the daemon
+    std::string binary;               // another pi-server binary (benchmarks); empty: this build's
   };
   explicit Daemon(Options options);
   Daemon() : Daemon(Options{}) {}
