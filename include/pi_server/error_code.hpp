@@ -24,6 +24,7 @@ enum class ErrorCode {
   agent_exited,
   payload_too_large,
   not_pending,
+  unsupported,
 };
 
 // Every code, in declaration order (for tests and docs checks).
@@ -33,7 +34,7 @@ inline constexpr ErrorCode kAllErrorCodes[] = {
     ErrorCode::circuit_open,      ErrorCode::conflict,        ErrorCode::dependency_failed,
     ErrorCode::version_mismatch,  ErrorCode::timeout,         ErrorCode::unauthorized,
     ErrorCode::forbidden,         ErrorCode::shutting_down,   ErrorCode::agent_exited,
-    ErrorCode::payload_too_large, ErrorCode::not_pending,
+    ErrorCode::payload_too_large, ErrorCode::not_pending,     ErrorCode::unsupported,
 };
 
 // The wire spelling of `code`, e.g. "session_not_found".

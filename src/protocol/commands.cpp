@@ -45,10 +45,12 @@ constexpr FieldSpec kSwitchFile[] = {{"sessionPath", F::string, true}};
 constexpr FieldSpec kFork[] = {{"entryId", F::string, true}};
 constexpr FieldSpec kGetEntries[] = {{"since", F::string}};
 constexpr FieldSpec kSessionName[] = {{"name", F::string, true}};
-constexpr FieldSpec kUiResponse[] = {{"uiRequestId", F::string},
-                                     {"value", F::string},
-                                     {"confirmed", F::boolean},
-                                     {"cancelled", F::boolean}};
+// pi's own shape ({id, value | confirmed | cancelled}, the dialog id also as uiRequestId)
+// and protocol 1.x's ({requestId, response: {method, value | confirmed | ...}}).
+constexpr FieldSpec kUiResponse[] = {{"uiRequestId", F::string}, {"value", F::string},
+                                     {"confirmed", F::boolean},   {"cancelled", F::boolean},
+                                     {"requestId", F::string},    {"response", F::object}};
+constexpr FieldSpec kNavigateTree[] = {{"targetId", F::string, true}, {"options", F::object}};
 
 // name, family, lane, timeout, sessionId required, bumps version, breaker, fields
 constexpr CommandSpec kCommands[] = {
@@ -97,8 +99,18 @@ constexpr CommandSpec kCommands[] = {
     {"set_session_name", session_relayed, kSessionLane, normal, kNeedsSession, kBumps, kNoBreaker, kSessionName},
     {"get_messages", session_relayed, kSessionLane, read, kNeedsSession, kReadOnly, kNoBreaker, {}},
     {"get_commands", session_relayed, kSessionLane, read, kNeedsSession, kReadOnly, kNoBreaker, {}},
-    // ---- session commands the daemon answers (it tracks the session's open dialogs)
+    // ---- session commands the daemon answers (SessionCommands): itself (it tracks the
+    // session's dialogs and files), or from another pi command (agent_type)
     {"extension_ui_response", session_daemon, kBypass, normal, kNeedsSession, kReadOnly, kNoBreaker, kUiResponse},
+    {"get_context_usage", session_daemon, kSessionLane, read, kNeedsSession, kReadOnly, kNoBreaker, {}, "get_session_stats"},
+    {"get_skills", session_daemon, kSessionLane, read, kNeedsSession, kReadOnly, kNoBreaker, {}, "get_commands"},
+    {"list_session_files", session_daemon, kSessionLane, read, kNeedsSession, kReadOnly, kNoBreaker, {}, "get_state"},
+    // pi's abort also stops a compaction (AgentSession.abort calls abortCompaction); sent only
+    // while one runs, so it cannot abort anything else.
+    {"abort_compaction", session_daemon, kBypass, normal, kNeedsSession, kReadOnly, kNoBreaker, {}, "abort"},
+    // Protocol 1.x commands pi 0.87.1 has no RPC for: refused with `unsupported`.
+    {"get_tools", session_daemon, kSessionLane, read, kNeedsSession, kReadOnly, kNoBreaker, {}},
+    {"navigate_tree", session_daemon, kSessionLane, long_running, kNeedsSession, kReadOnly, kNoBreaker, kNavigateTree},
 };
 
 constexpr CommandSpec kUnknownSessionCommand = {

@@ -21,6 +21,7 @@ std::string_view to_string(ErrorCode code) {
     case ErrorCode::agent_exited: return "agent_exited";
     case ErrorCode::payload_too_large: return "payload_too_large";
     case ErrorCode::not_pending: return "not_pending";
+    case ErrorCode::unsupported: return "unsupported";
   }
   return "invalid_command";
 }

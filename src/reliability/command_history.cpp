@@ -53,9 +53,12 @@ json command_history(const OutcomeStore& store, const std::string& principal, co
     out.push_back(std::move(e));
   }
   // The newest `limit` entries, still oldest first.
-  if (static_cast<std::int64_t>(out.size()) > limit)
+  bool truncated = static_cast<std::int64_t>(out.size()) > limit;
+  if (truncated)
     out.erase(out.begin(), out.begin() + (static_cast<std::int64_t>(out.size()) - limit));
-  return json{{"commands", out}};
+  // `entries`, `returned` and `truncated` are protocol 1.x's names (its clients read them).
+  std::size_t returned = out.size();
+  return json{{"commands", out}, {"entries", out}, {"returned", returned}, {"truncated", truncated}};
 }
 
 }  // namespace pi_server::reliability

@@ -9,6 +9,7 @@
 
 #include "observability/log.hpp"
 #include "reliability/command_history.hpp"
+#include "server/session_commands.hpp"
 
 namespace pi_server::server {
 namespace fs = std::filesystem;
@@ -86,8 +87,11 @@ std::shared_ptr<session::Session> ServerCommands::session_or_reply(const Envelop
 }
 
 void ServerCommands::to_session(const Submission& sub, Reply reply) {
-  if (auto session = session_or_reply(sub.envelope, reply))
-    session->relay(sub.envelope, std::move(reply));
+  auto session = session_or_reply(sub.envelope, reply);
+  if (!session) return;
+  if (sub.envelope.spec->family == protocol::CommandFamily::session_daemon)
+    return SessionCommands::execute(sub, *session, std::move(reply));
+  session->relay(sub.envelope, std::move(reply));
 }
 
 // ---------------------------------------------------------------- sessions
@@ -146,7 +150,7 @@ void ServerCommands::delete_session(const Submission& sub, Reply reply) {
   std::string id = *env.session_id;
   // Answer once the agent is gone, so "deleted" means no process is left.
   bool found = sessions_.remove(id, [this, id, env, conn = sub.connection_id, reply] {
-    reply(success(env, json{{"sessionId", id}}));
+    reply(success(env, json{{"sessionId", id}, {"deleted", true}}));
     responder_.broadcast("session_deleted", {{"sessionId", id}});
     log::info("session_deleted", {{"session", id}, {"conn", conn}});
   });

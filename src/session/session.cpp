@@ -149,6 +149,9 @@ void Session::on_agent_response(std::string_view line, std::string_view raw_id) 
     if (auto d = body.find("data"); d != body.end()) r.data = std::move(*d);
     if (auto e = body.find("error"); e != body.end())
       r.error = e->is_string() ? e->get<std::string>() : protocol::dump(*e);
+    // pi's answer to a type it does not know has no code: give it the one ours has.
+    if (!r.success && r.error && r.error->starts_with("Unknown command"))
+      r.code = ErrorCode::unknown_command;
   }
   if (r.success && protocol::bumps_session_version(pending.client_type)) ++version_;
   // pi answers prompt before its agent_start: the run is under way from this moment until
@@ -172,6 +175,10 @@ void Session::on_agent_event(std::string_view line, std::string_view type, std::
       run_started_ = {};
       observer_.on_run_finished(*this, provider_, length);
     }
+  } else if (type == "compaction_start") {
+    compacting_ = true;
+  } else if (type == "compaction_end") {
+    compacting_ = false;
   } else if (type == "message_end") {
     observe_message_end(line);
   } else if (type == "extension_ui_request") {
@@ -285,14 +292,37 @@ void Session::send_to_subscribers(const Frame& frame) const {
     if (Connection* c = connections_.find(conn_id)) c->send_control(frame);
 }
 
+namespace {
+
+// What pi's extension_ui_response wants: {id, value | confirmed | cancelled}. Clients send
+// pi's shape (the dialog id as uiRequestId, or as the command id) or protocol 1.x's:
+// {requestId, response: {method, value | confirmed | ...}}, where method "cancelled" means
+// dismissed.
+nlohmann::json ui_answer_for_pi(const nlohmann::json& body, const std::string& ui_id) {
+  nlohmann::json answer = nlohmann::json::object();
+  const nlohmann::json* fields = &body;
+  if (auto r = body.find("response"); r != body.end() && r->is_object()) {
+    fields = &*r;
+    if (r->value("method", "") == "cancelled") answer["cancelled"] = true;
+  }
+  for (const char* key : {"value", "confirmed", "cancelled"})
+    if (auto it = fields->find(key); it != fields->end()) answer[key] = *it;
+  answer["type"] = "extension_ui_response";
+  answer["id"] = ui_id;
+  return answer;
+}
+
+}  // namespace
+
 void Session::answer_ui(const protocol::Envelope& envelope, Completion done) {
   const auto& body = envelope.body;
-  auto id_it = body.find("uiRequestId");
   // The dialog's id travels as the command's "id" in pi's protocol; on ours "id" is the
-  // command id, so the dialog id may also be given as "uiRequestId".
+  // command id, so the dialog id may also be given as "uiRequestId" (or 1.x's "requestId").
   std::string ui_id;
-  if (id_it != body.end() && id_it->is_string()) {
-    ui_id = id_it->get<std::string>();
+  if (auto it = body.find("uiRequestId"); it != body.end() && it->is_string()) {
+    ui_id = it->get<std::string>();
+  } else if (auto it = body.find("requestId"); it != body.end() && it->is_string()) {
+    ui_id = it->get<std::string>();
   } else if (envelope.id) {
     ui_id = *envelope.id;
   }
@@ -302,11 +332,7 @@ void Session::answer_ui(const protocol::Envelope& envelope, Completion done) {
                                  "No pending extension UI request with id '" + ui_id + "'");
   } else {
     ui_.forget(ui_id);
-    nlohmann::json answer = body;
-    for (const char* key : {"sessionId", "idempotencyKey", "dependsOn", "ifSessionVersion", "uiRequestId"})
-      answer.erase(key);
-    answer["id"] = ui_id;
-    agent_->write_line(protocol::dump(answer));
+    agent_->write_line(protocol::dump(ui_answer_for_pi(body, ui_id)));
     r = protocol::success_response(envelope.type, envelope.id);
   }
   r.session_id = id_;
@@ -350,6 +376,7 @@ void Session::on_agent_stderr(std::string_view line) {
 void Session::on_agent_exit(const agent::ExitStatus& status) {
   ++stats_.agent_exits;
   running_ = false;
+  compacting_ = false;
   nlohmann::json fields = {{"session", id_}, {"pid", agent_->pid()}};
   if (status.exit_code) fields["exitCode"] = *status.exit_code;
   if (status.signal) fields["signal"] = *status.signal;

@@ -127,6 +127,8 @@ class Session {
 
   // No run in progress and no command waiting for the agent.
   bool quiet() const { return !running_ && pending_.empty(); }
+  // A compaction (manual compact or pi's auto-compaction) is running.
+  bool compacting() const { return compacting_; }
   std::uint64_t version() const { return version_; }
   // The LLM provider this session talks to: from its model, then from what the agent's
   // assistant messages report.
@@ -181,6 +183,7 @@ class Session {
   EventRing ring_;
   std::uint64_t version_ = 0;
   bool running_ = false;
+  bool compacting_ = false;  // between compaction_start and compaction_end (manual or auto)
   std::string provider_;
   SteadyTime run_started_{};
   UiDialogs ui_;

@@ -8,6 +8,7 @@
 
 #include "protocol/envelope.hpp"
 #include "server/server_commands.hpp"
+#include "server/session_commands.hpp"
 
 using namespace pi_server;
 using namespace pi_server::protocol;
@@ -17,6 +18,9 @@ TEST(CommandTable, NamesAreUniqueAndEveryServerCommandHasAHandler) {
   for (const auto& spec : all_commands()) {
     EXPECT_TRUE(names.insert(spec.name).second) << spec.name;
     EXPECT_EQ(spec.is_server(), server::ServerCommands::has_handler(spec.name)) << spec.name;
+    EXPECT_EQ(spec.family == CommandFamily::session_daemon,
+              server::SessionCommands::has_handler(spec.name))
+        << spec.name;
   }
   EXPECT_FALSE(server::ServerCommands::has_handler("prompt"));
   EXPECT_FALSE(server::ServerCommands::has_handler("no_such_command"));
