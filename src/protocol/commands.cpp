@@ -113,8 +113,12 @@ constexpr CommandSpec kCommands[] = {
     {"navigate_tree", session_daemon, kSessionLane, long_running, kNeedsSession, kReadOnly, kNoBreaker, kNavigateTree},
 };
 
+// A newer pi's commands: relayed as they are. One named get_* is taken to be a read (read
+// timeout, no version bump), as every get_* pi has today is.
 constexpr CommandSpec kUnknownSessionCommand = {
     "", session_relayed, kSessionLane, normal, kNeedsSession, kBumps, kNoBreaker, {}};
+constexpr CommandSpec kUnknownSessionRead = {
+    "", session_relayed, kSessionLane, read, kNeedsSession, kReadOnly, kNoBreaker, {}};
 
 }  // namespace
 
@@ -138,7 +142,9 @@ const CommandSpec* find_command(std::string_view type) {
   return nullptr;
 }
 
-const CommandSpec& unknown_session_command() { return kUnknownSessionCommand; }
+const CommandSpec& unknown_session_command(std::string_view type) {
+  return type.starts_with("get_") ? kUnknownSessionRead : kUnknownSessionCommand;
+}
 
 std::span<const CommandSpec> all_commands() { return kCommands; }
 

@@ -71,15 +71,16 @@ struct CommandSpec {
 
 // The row of a known command, or nullptr.
 const CommandSpec* find_command(std::string_view type);
-// The rules for a session command the table does not know (relayed as is).
-const CommandSpec& unknown_session_command();
+// The rules for a session command the table does not know (relayed as is): a get_* is a
+// read (read timeout, no version bump), anything else mutates (normal timeout, bumps).
+const CommandSpec& unknown_session_command(std::string_view type = {});
 // Every known command, in table order.
 std::span<const CommandSpec> all_commands();
 
 // The spec that governs `type`: its row, or the unknown-session-command rules.
 inline const CommandSpec& spec_for(std::string_view type) {
   const CommandSpec* s = find_command(type);
-  return s ? *s : unknown_session_command();
+  return s ? *s : unknown_session_command(type);
 }
 
 // True when a successful answer to `type` changes the session (bumps sessionVersion).

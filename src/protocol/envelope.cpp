@@ -86,7 +86,7 @@ ParseResult parse_envelope(std::string_view text) {
   env.type = type;
   env.id = id;
   const CommandSpec* known = find_command(type);
-  if (known) env.spec = known;
+  env.spec = known ? known : &unknown_session_command(type);
 
   if (auto it = body.find("sessionId"); it != body.end()) {
     if (!it->is_string() || it->get_ref<const std::string&>().empty())

@@ -21,7 +21,9 @@ json number(double v) {
 class JsonVisitor : public MetricVisitor {
  public:
   void scalar(const MetricInfo& m, double v) override {
-    if (!m.json_key.empty()) at(m.json_key) = number(v * m.json_scale);
+    if (m.json_key.empty()) return;
+    // Scaled values are whole milliseconds in get_metrics (uptimeMs, loopStallMaxMs).
+    at(m.json_key) = m.json_scale == 1 ? number(v) : json(static_cast<std::int64_t>(v * m.json_scale));
   }
   void labeled(const MetricInfo& m, const std::vector<std::string>&,
                const LabeledSamples& samples) override {

@@ -27,12 +27,12 @@ Server::Server(boost::asio::io_context& io, ServerOptions options)
                  RateLimit{options_.rate_limit_per_second, options_.rate_limit_burst},
                  options_.breakers, sessions_),
       outcomes_(clock_, options_.pipeline.max_outcomes, options_.pipeline.outcome_max_age),
+      metrics_(front_door_, responder_, sessions_, connections_, pipeline_, outcomes_, admission_),
+      commands_(sessions_, connections_, responder_, outcomes_, metrics_),
       pipeline_(clock_, scheduler_,
                 reliability::PipelineCollaborators{outcomes_, admission_, sessions_, commands_,
                                                    responder_},
                 options_.pipeline),
-      metrics_(front_door_, responder_, sessions_, connections_, pipeline_, outcomes_, admission_),
-      commands_(sessions_, connections_, responder_, outcomes_, metrics_),
       drain_timer_(io) {
   sessions_.set_provider_feedback(&admission_);
   schedule_stall_probe(clock_.steady_now() + kStallProbe);

@@ -72,10 +72,11 @@ class Server : public ConnectionHandler, public HttpHandler {
   AdmissionPolicy admission_;
   reliability::OutcomeStore outcomes_;
   FrontDoorStats front_door_;
-  // Its executor, commands_, is declared below: the pipeline only keeps the reference.
-  reliability::CommandPipeline pipeline_;
+  // The metrics read the pipeline, declared below (a reference is all they keep); the
+  // pipeline runs commands through commands_, which must exist first.
   MetricsReport metrics_;
   ServerCommands commands_;
+  reliability::CommandPipeline pipeline_;
 
   bool ready_ = false;
   bool draining_ = false;

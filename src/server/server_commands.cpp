@@ -36,10 +36,8 @@ std::string string_field(const json& body, const char* key) {
   return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-Response failure(const Envelope& env, ErrorCode code, std::string message) {
-  auto r = protocol::error_response(env.type, env.id, code, std::move(message));
-  r.session_id = env.session_id;
-  return r;
+Response invalid(const Envelope& env, std::string message) {
+  return protocol::error_response(env.type, env.id, ErrorCode::invalid_command, std::move(message));
 }
 
 Response success(const Envelope& env, json data) {
@@ -71,9 +69,13 @@ bool ServerCommands::has_handler(std::string_view type) { return handler_for(typ
 
 void ServerCommands::execute(const Submission& sub, Reply reply) {
   const Envelope& env = sub.envelope;
-  if (draining_)
+  if (draining_) {
     // Admitted before the drain began, started after: the sessions are going away.
-    return reply(failure(env, ErrorCode::shutting_down, "The server is shutting down"));
+    auto r = protocol::error_response(env.type, env.id, ErrorCode::shutting_down,
+                                      "The server is shutting down");
+    r.session_id = env.session_id;
+    return reply(r);
+  }
   if (!env.is_server_command()) return to_session(sub, std::move(reply));
   (this->*handler_for(env.type))(sub, std::move(reply));
 }
@@ -105,37 +107,40 @@ void ServerCommands::create_session(const Submission& sub, Reply reply) {
   launch.name = string_field(env.body, "name");
   std::string session_id = env.session_id.value_or("");
   if (!session_id.empty() && !valid_session_id(session_id))
-    return reply(failure(env, ErrorCode::invalid_command,
+    return reply(invalid(env,
                          "Field 'sessionId' may hold only letters, digits, '-', '_' and '.' "
                          "(at most 128, not starting with '.')"));
   std::error_code ec;
   if (launch.cwd.empty()) {
     launch.cwd = fs::current_path(ec).string();
   } else if (!fs::path(launch.cwd).is_absolute() || !fs::is_directory(launch.cwd, ec)) {
-    return reply(failure(env, ErrorCode::invalid_command,
+    return reply(invalid(env,
                          "Field 'cwd' must be an existing absolute directory"));
   }
   if (!launch.model.empty()) {
     auto slash = launch.model.find('/');
     if (slash == 0 || slash == std::string::npos || slash + 1 == launch.model.size())
-      return reply(failure(env, ErrorCode::invalid_command, "Field 'model' must look like 'provider/id'"));
+      return reply(invalid(env, "Field 'model' must look like 'provider/id'"));
   }
   if (!launch.thinking_level.empty() &&
       std::find(std::begin(kThinkingLevels), std::end(kThinkingLevels), launch.thinking_level) ==
           std::end(kThinkingLevels))
-    return reply(failure(env, ErrorCode::invalid_command,
+    return reply(invalid(env,
                          "Field 'thinkingLevel' must be one of off, minimal, low, medium, high, xhigh"));
 
   sessions_.create(session_id, std::move(launch), sub.connection_id,
                    [this, env_type = env.type, env_id = env.id, conn = sub.connection_id,
-                    reply = std::move(reply)](Result<json> created) {
+                    reply = std::move(reply)](const std::string& id, Result<json> created) {
                      if (!created) {
-                       auto r = protocol::error_response(env_type, env_id,
-                                                         *created.status().code(), created.error());
+                       auto r = protocol::error_response(
+                           env_type, env_id,
+                           created.status().code().value_or(ErrorCode::agent_exited),
+                           created.error());
+                       // Which (perhaps generated) id failed; not for a refused duplicate.
+                       if (r.code != ErrorCode::session_exists) r.session_id = id;
                        return reply(r);
                      }
                      json info = std::move(created.value());
-                     std::string id = info["sessionId"].get<std::string>();
                      Response r = protocol::success_response(
                          env_type, env_id, json{{"sessionId", id}, {"sessionInfo", info}});
                      r.session_id = id;
@@ -174,7 +179,7 @@ void ServerCommands::switch_session(const Submission& sub, Reply reply) {
   bool resume = after != env.body.end();
   if (resume && session.is_subscribed(conn))
     // Its live events are already on the way: a replay would interleave with them.
-    return reply(failure(env, ErrorCode::invalid_command,
+    return reply(invalid(env,
                          "Already subscribed: unsubscribe first, then resume with afterSeq"));
   if (connections_.find(conn)) session.subscribe(conn);
   json data = {{"sessionId", *env.session_id},

@@ -53,7 +53,7 @@ void SessionCommands::execute(const Submission& sub, session::Session& session, 
 void SessionCommands::extension_ui_response(const Submission& sub, session::Session& session,
                                             Reply reply) {
   // The session tracks its open dialogs and answers (first answer wins, then not_pending).
-  session.relay(sub.envelope, std::move(reply));
+  session.answer_ui(sub.envelope, std::move(reply));
 }
 
 void SessionCommands::get_context_usage(const Submission& sub, session::Session& session,

@@ -81,7 +81,6 @@ Status Session::start_agent() {
 
 void Session::relay(const protocol::Envelope& envelope, Completion done) {
   touch();
-  if (envelope.type == "extension_ui_response") return answer_ui(envelope, std::move(done));
   if (!agent_running() || stopping_) {
     auto r = protocol::error_response(envelope.type, envelope.id, ErrorCode::agent_exited,
                                       "The session's agent is not running");

@@ -103,6 +103,9 @@ class Session {
   // Sends a session command to the agent; `done` gets the agent's answer mapped back to the
   // client's id and type, or agent_exited if the agent dies first.
   void relay(const protocol::Envelope& envelope, Completion done);
+  // extension_ui_response: forwards the first answer to a pending dialog to the agent (pi's
+  // shape or protocol 1.x's), anything else is not_pending. Never waits for the agent.
+  void answer_ui(const protocol::Envelope& envelope, Completion done);
 
   void subscribe(std::uint64_t connection_id) { subscribers_.insert(connection_id); }
   bool unsubscribe(std::uint64_t connection_id) { return subscribers_.erase(connection_id) > 0; }
@@ -156,7 +159,6 @@ class Session {
   // ui_'s OnCancel: answers a dialog on the agent's behalf with {"cancelled":true} (what
   // pi's own UI sends when a dialog is dismissed) and tells subscribers it is gone.
   void on_ui_cancelled(const std::string& ui_id, std::string_view reason);
-  void answer_ui(const protocol::Envelope& envelope, Completion done);
   std::string client_event_line(std::string_view line, std::string_view raw_id);
   void on_agent_stderr(std::string_view line);
   void observe_message_end(std::string_view line);

@@ -39,8 +39,16 @@ SessionRegistry::SessionRegistry(const Clock& clock, Scheduler& scheduler,
       context_{clock,   scheduler,     launcher, connections, relay_stats,
                *this,   options.agent, options.event_buffer_bytes} {}
 
-SessionRegistry::~SessionRegistry() {
-  for (auto& [id, s] : sessions_) s->stop([] {});
+// Sessions left at destruction (the loop has stopped) are destroyed with the registry: each
+// Session detaches from its agent and kills its process group. Nothing is answered any more.
+SessionRegistry::~SessionRegistry() = default;
+
+void SessionRegistry::bury(std::shared_ptr<Session> session) {
+  graveyard_.push_back(std::move(session));
+  if (graveyard_.size() > 1) return;  // a clear is already scheduled
+  scheduler_.schedule(std::chrono::milliseconds(0), [this, alive = std::weak_ptr<int>(alive_)] {
+    if (!alive.expired()) graveyard_.clear();
+  });
 }
 
 fs::path SessionRegistry::prepare_session_dirs(const std::string& session_id) {
@@ -67,17 +75,19 @@ void SessionRegistry::create(std::string session_id, agent::SessionLaunch launch
     while (sessions_.count(session_id));
   }
   if (sessions_.count(session_id))
-    return done(Status::error(ErrorCode::session_exists, "Session already exists: " + session_id));
+    return done(session_id,
+                Status::error(ErrorCode::session_exists, "Session already exists: " + session_id));
   if (sessions_.size() + stopping_.size() >= options_.max_sessions)
-    return done(Status::error(ErrorCode::limit_reached,
-                              "Too many sessions (max " + std::to_string(options_.max_sessions) + ")"));
+    return done(session_id, Status::error(ErrorCode::limit_reached,
+                                          "Too many sessions (max " +
+                                              std::to_string(options_.max_sessions) + ")"));
 
   fs::path dir = prepare_session_dirs(session_id);
   launch.session_dir = dir;
   launch.agent_dir = dir / "agent";
   auto session = std::make_shared<Session>(context_, session_id, launch);
   if (auto started = session->start_agent(); !started)
-    return done(Status::error(ErrorCode::agent_exited, started.message()));
+    return done(session_id, Status::error(ErrorCode::agent_exited, started.message()));
   sessions_.emplace(session_id, session);
   // The creator may have gone while the command waited in its lane.
   if (connections_.find(creator)) session->subscribe(creator);
@@ -99,10 +109,10 @@ void SessionRegistry::create(std::string session_id, agent::SessionLaunch launch
       if (auto it = sessions_.find(session_id); it != sessions_.end() && it->second == s) {
         sessions_.erase(it);
         s->stop([] {});
-        scheduler_.schedule(std::chrono::milliseconds(0), [keep = s] {});
+        bury(s);
       }
-      done(Status::error(ErrorCode::agent_exited,
-                         "The agent did not start: " + state.error.value_or("no answer")));
+      done(session_id, Status::error(ErrorCode::agent_exited,
+                                     "The agent did not start: " + state.error.value_or("no answer")));
       return;
     }
     s->mark_ready();
@@ -115,7 +125,7 @@ void SessionRegistry::create(std::string session_id, agent::SessionLaunch launch
       if (!model.empty()) info["model"] = model;
     }
     if (data.contains("thinkingLevel")) info["thinkingLevel"] = data["thinkingLevel"];
-    done(std::move(info));
+    done(session_id, std::move(info));
   });
 }
 

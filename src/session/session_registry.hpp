@@ -39,10 +39,10 @@ class SessionRegistry : public SessionObserver,
   void set_provider_feedback(ProviderFeedback* feedback) { feedback_ = feedback; }
 
   // Creates a session (a random id when `session_id` is empty) and starts its agent;
-  // `done` gets the session's info once the agent answered a first get_state, or a failure
-  // with its wire code (session_exists, limit_reached, agent_exited). The creator is
-  // subscribed if still connected.
-  using Created = std::function<void(Result<nlohmann::json> info)>;
+  // `done` gets the session's id and its info once the agent answered a first get_state, or
+  // a failure with its wire code (session_exists, limit_reached, agent_exited). The creator
+  // is subscribed if still connected.
+  using Created = std::function<void(const std::string& session_id, Result<nlohmann::json> info)>;
   void create(std::string session_id, agent::SessionLaunch launch, std::uint64_t creator,
               Created done);
   // Removes the session at once (lookups fail from now on) and stops its agent; `done`
@@ -87,6 +87,8 @@ class SessionRegistry : public SessionObserver,
   // <state>/sessions/<id>/: pi's session files; <id>/agent/: the session's own agent dir.
   std::filesystem::path prepare_session_dirs(const std::string& session_id);
   void schedule_restart(const std::shared_ptr<Session>& session, std::chrono::milliseconds delay);
+  // Destroys `session` on a later turn of the loop (never inside its own callback).
+  void bury(std::shared_ptr<Session> session);
   // Keeps `session` alive until its agent is reaped, then runs `done`.
   void stop_and_forget(const std::shared_ptr<Session>& session, std::function<void()> done);
 
@@ -100,6 +102,7 @@ class SessionRegistry : public SessionObserver,
   std::map<std::string, std::shared_ptr<Session>> sessions_;
   std::unordered_map<Session*, std::shared_ptr<Session>> stopping_;
   std::uint64_t agent_restarts_ = 0;
+  std::vector<std::shared_ptr<Session>> graveyard_;  // see bury()
   bool stopped_all_ = false;
   std::function<void()> all_stopped_;  // stop_all's `done`, once stopping_ is empty
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

@@ -48,6 +48,9 @@ TEST(CommandTable, PinsTheRulesOtherModulesRelyOn) {
   EXPECT_EQ(unknown.family, CommandFamily::session_relayed);
   EXPECT_TRUE(unknown.needs_session);
   EXPECT_EQ(command_label("some_future_command"), "other");
+  // A newer pi's get_* is a read: read timeout, no version bump.
+  EXPECT_EQ(spec_for("get_future_thing").timeout, TimeoutClass::read);
+  EXPECT_FALSE(spec_for("get_future_thing").bumps_version);
   EXPECT_EQ(command_label("prompt"), "prompt");
 }
 

@@ -43,7 +43,7 @@ struct Harness {
   Result<json> create(const std::string& id, bool answer = true) {
     std::optional<Result<json>> out;
     registry.create(id, agent::SessionLaunch{}, client->id(),
-                    [&](Result<json> r) { out.emplace(std::move(r)); });
+                    [&](const std::string&, Result<json> r) { out.emplace(std::move(r)); });
     if (!out && answer) answer_probe(launcher.agents.back());
     clock.run_due();
     if (!out) return Status::error("no answer yet");
@@ -84,7 +84,7 @@ TEST(SessionRegistry, CreateWaitsForTheAgentsFirstAnswer) {
   Harness h;
   std::optional<Result<json>> out;
   h.registry.create("s1", agent::SessionLaunch{}, h.client->id(),
-                    [&](Result<json> r) { out.emplace(std::move(r)); });
+                    [&](const std::string&, Result<json> r) { out.emplace(std::move(r)); });
   ASSERT_EQ(h.launcher.agents.size(), 1u);
   EXPECT_FALSE(out) << "no answer before the agent answered get_state";
   EXPECT_EQ(h.launcher.agents[0]->written_json(0)["type"], "get_state");
@@ -121,7 +121,7 @@ TEST(SessionRegistry, AgentThatCannotStartOrAnswerLeavesNoSession) {
   EXPECT_FALSE(h.registry.contains("a"));
   h.launcher.fail = false;
   std::optional<Result<json>> out;
-  h.registry.create("b", agent::SessionLaunch{}, 7, [&](Result<json> x) { out.emplace(std::move(x)); });
+  h.registry.create("b", agent::SessionLaunch{}, 7, [&](const std::string&, Result<json> x) { out.emplace(std::move(x)); });
   Harness::answer_probe(h.launcher.agents.back(), /*success=*/false);
   ASSERT_TRUE(out);
   EXPECT_FALSE(*out);

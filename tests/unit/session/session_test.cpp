@@ -76,8 +76,14 @@ class SessionTest : public ::testing::Test {
   FakeAgentChannel& agent() { return *launcher.agents.back(); }
 
   // Relays a command; its answer lands in `responses`.
+  // What the daemon does with a session command: dialog answers go to answer_ui (the
+  // session answers them), everything else is relayed.
   void relay(const json& body) {
-    session->relay(envelope(body), [this](protocol::Response r) { responses.push_back(std::move(r)); });
+    auto record = [this](protocol::Response r) { responses.push_back(std::move(r)); };
+    if (body.value("type", "") == "extension_ui_response")
+      session->answer_ui(envelope(body), record);
+    else
+      session->relay(envelope(body), record);
   }
   // The daemon-side id of the i-th line written to the agent.
   std::string agent_id(std::size_t i) { return agent().written_json(i).at("id"); }
@@ -323,6 +329,23 @@ TEST_F(SessionTest, AnsweredDialogGoesToTheAgentWithoutEnvelopeFieldsAndItsTimer
   clock.advance(options.ui_timeout * 2);
   EXPECT_EQ(agent().written.size(), 1u);  // no cancel after the answer
   EXPECT_TRUE(controls_of_type("extension_ui_cancelled").empty());
+}
+
+TEST_F(SessionTest, DialogAnswerInProtocol1xShapeReachesPiInItsOwnShape) {
+  agent().say({{"type", "extension_ui_request"}, {"id", "u1"}, {"method", "confirm"}});
+  agent().say({{"type", "extension_ui_request"}, {"id", "u2"}, {"method", "select"}});
+  relay({{"type", "extension_ui_response"}, {"sessionId", "s1"}, {"requestId", "u1"},
+         {"response", {{"method", "confirm"}, {"confirmed", true}}}});
+  relay({{"type", "extension_ui_response"}, {"sessionId", "s1"}, {"requestId", "u2"},
+         {"response", {{"method", "cancelled"}}}});
+  ASSERT_EQ(responses.size(), 2u);
+  EXPECT_TRUE(responses[0].success);
+  EXPECT_TRUE(responses[1].success);
+  ASSERT_EQ(agent().written.size(), 2u);
+  EXPECT_EQ(agent().written_json(0),
+            json({{"type", "extension_ui_response"}, {"id", "u1"}, {"confirmed", true}}));
+  EXPECT_EQ(agent().written_json(1),
+            json({{"type", "extension_ui_response"}, {"id", "u2"}, {"cancelled", true}}));
 }
 
 TEST_F(SessionTest, DialogsOverTheLimitAreShownThenCancelled) {
