@@ -7,12 +7,15 @@
 #include <filesystem>
 #include <iostream>
 
+#include "agent/pi_setup.hpp"
 #include "config/flags.hpp"
 #include "demo/demo_model.hpp"
 #include "observability/log.hpp"
 #include "pi_server/options.hpp"
 #include "server/server.hpp"
 #include "transport/transports.hpp"
+
+extern char** environ;
 
 namespace fs = std::filesystem;
 using namespace pi_server;
@@ -45,9 +48,20 @@ int main(int argc, char** argv) {
 
   boost::asio::io_context io(1);
 
+  // The operator's pi setup is every session's base; the demo model only fills in for a
+  // setup that configures no model (or when forced).
+  auto pi_setup = agent::resolve_pi_setup(options.agent.extra_env, environ, options.state_dir);
+  options.agent.base_agent_dir = pi_setup.base_dir;
+  auto configured = agent::configured_model(pi_setup, options.agent, environ);
+  bool use_demo = options.demo_model == ServerOptions::DemoModel::forced ||
+                  (options.demo_model == ServerOptions::DemoModel::automatic && !configured);
+  log::info("pi_setup", {{"baseAgentDir", pi_setup.base_dir.string()},
+                         {"from", std::string(agent::to_string(pi_setup.source))},
+                         {"model", configured.value_or("none configured")}});
+
   demo::DemoModel demo_model;
   std::shared_ptr<transport::Listener> demo_listener;
-  if (options.demo_model) {
+  if (use_demo) {
     auto started = transport::start_listener(io, "127.0.0.1", 0, nullptr, demo_model, options.connection);
     if (!started) {
       log::error("demo_model_failed", {{"error", started.error()}});
@@ -55,15 +69,26 @@ int main(int argc, char** argv) {
     }
     demo_listener = started.value();
     std::string url = "http://" + demo_listener->address();
-    if (auto written = demo::write_models_json(options.state_dir / "agent" / "models.json", url);
+    // The sessions' models.json becomes the daemon's own copy: the base's providers plus the
+    // demo provider. The operator's file is read, never written.
+    options.agent.models_json = options.state_dir / "demo" / "models.json";
+    if (auto written = demo::write_models_json(options.agent.models_json,
+                                               pi_setup.base_dir / "models.json", url);
         !written) {
       log::error("demo_model_failed", {{"error", written.message()}});
       return kExitFatal;
     }
-    if (options.agent.default_model.empty())
-      options.agent.default_model = std::string(demo::kProvider) + "/" + std::string(demo::kModelId);
-    log::info("demo_model", {{"address", demo_listener->address()},
-                             {"model", std::string(demo::kProvider) + "/" + std::string(demo::kModelId)}});
+    std::string demo_id = std::string(demo::kProvider) + "/" + std::string(demo::kModelId);
+    if (options.agent.default_model.empty()) options.agent.default_model = demo_id;
+    log::warn("demo_model_in_use",
+              {{"model", demo_id},
+               {"address", demo_listener->address()},
+               {"why", options.demo_model == ServerOptions::DemoModel::forced
+                           ? std::string("--demo-model")
+                           : "no model configured: no --default-model, no defaultModel in " +
+                                 (pi_setup.base_dir / "settings.json").string() +
+                                 ", no provider credential in the environment, auth.json or "
+                                 "models.json"}});
   }
 
   server::Server server(io, options);

@@ -17,8 +17,15 @@ struct AgentOptions {
   std::vector<std::string> command;
   // NAME=VALUE pairs added to the allow-listed environment (later entries win).
   std::vector<std::string> extra_env;
-  // "provider/id" used when create_session names no model; empty lets pi choose.
+  // "provider/id" used when create_session names no model; empty lets pi choose (from the
+  // base agent dir's settings.json, else the first model it has credentials for).
   std::string default_model;
+  // The operator's pi agent dir every session's private one is built on (agent/pi_setup.hpp).
+  // Set at start; empty: sessions get no links.
+  std::filesystem::path base_agent_dir;
+  // models.json for the sessions when it is not the base's own: the demo model's copy
+  // (the base's providers plus the demo provider). Empty: the base's.
+  std::filesystem::path models_json;
   // Longest stdout line accepted from an agent. pi's message_end/turn_end/agent_end carry
   // the whole answer, so tens of MB are normal; longer lines are dropped with a log line.
   std::size_t max_line_bytes = 256u << 20;
@@ -112,8 +119,11 @@ struct ServerOptions {
   // Per-connection token bucket: commands per second and burst. Replays are free.
   double rate_limit_per_second = 50;
   double rate_limit_burst = 200;
-  // Serve the offline demo model and point sessions without a model at it.
-  bool demo_model = true;
+  // The offline demo model (served on a private loopback port): automatic = only when the
+  // operator's pi setup configures no model (agent/pi_setup.hpp); forced (--demo-model);
+  // off (--no-demo-model). Default automatic.
+  enum class DemoModel { automatic, forced, off };
+  DemoModel demo_model = DemoModel::automatic;
   // SIGTERM/SIGINT or stdin EOF (stdio only): time allowed for in-flight work.
   std::chrono::milliseconds drain_timeout{10000};
   ConnectionLimits connection;

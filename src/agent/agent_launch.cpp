@@ -90,6 +90,9 @@ SpawnRequest build_spawn_request(const AgentOptions& options, const SessionLaunc
   if (!session.agent_dir.empty()) env["PI_CODING_AGENT_DIR"] = session.agent_dir.string();
   for (const auto& extra : options.extra_env) {
     auto eq = extra.find('=');
+    // PI_CODING_AGENT_DIR given this way names the base dir (pi_setup.hpp); the agent keeps
+    // its session's private dir, built on that base.
+    if (extra.substr(0, eq) == "PI_CODING_AGENT_DIR" && !session.agent_dir.empty()) continue;
     if (eq == std::string::npos) {
       // NAME alone: pass the daemon's own value through.
       for (char** e = parent_env; e && *e; ++e) {

@@ -55,6 +55,7 @@ Result<CommandLine, int> parse_command_line(int argc, char** argv) {
   std::string log_format = "json";
   bool no_listen = false;
   bool no_demo_model = false;
+  bool force_demo_model = false;
   std::uint64_t drain_timeout_ms = 10000;
   std::uint64_t heartbeat_seconds = 30;
 
@@ -74,7 +75,10 @@ Result<CommandLine, int> parse_command_line(int argc, char** argv) {
                  "NAME=VALUE for the agent's environment, or NAME to pass the daemon's value");
   app.add_option("--default-model", options.agent.default_model,
                  "provider/id for sessions that name no model (default: the offline demo model)");
-  app.add_flag("--no-demo-model", no_demo_model, "Do not serve the offline demo model");
+  app.add_flag("--no-demo-model", no_demo_model,
+               "Never use the offline demo model (a session without a configured model fails)");
+  app.add_flag("--demo-model", force_demo_model,
+               "Use the offline demo model even when a pi model is configured");
   app.add_option("--state-dir", state_dir, "State directory (sessions, pi agent dir)");
   app.add_option("--max-sessions", options.max_sessions, "Most sessions at once")
       ->capture_default_str()->check(CLI::PositiveNumber);
@@ -198,7 +202,11 @@ Result<CommandLine, int> parse_command_line(int argc, char** argv) {
   if (options.agent.command.empty()) return fail_usage("--agent-command is empty");
   options.drain_timeout = std::chrono::milliseconds(drain_timeout_ms);
   options.connection.heartbeat = std::chrono::seconds(heartbeat_seconds);
-  options.demo_model = !no_demo_model;
+  if (no_demo_model && force_demo_model)
+    return fail_usage("--demo-model and --no-demo-model contradict each other");
+  options.demo_model = force_demo_model ? ServerOptions::DemoModel::forced
+                       : no_demo_model  ? ServerOptions::DemoModel::off
+                                        : ServerOptions::DemoModel::automatic;
   options.agent.restart = !no_agent_restart;
   options.agent.ui_timeout = std::chrono::milliseconds(ui_timeout_ms);
   pipeline.read_timeout = std::chrono::milliseconds(read_timeout_ms);

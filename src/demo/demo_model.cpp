@@ -147,16 +147,17 @@ HttpAnswer DemoModel::handle_http(std::string_view method, std::string_view targ
   return HttpAnswer{};
 }
 
-Status write_models_json(const fs::path& models_json, std::string_view base_url) {
+Status write_models_json(const fs::path& models_json, const fs::path& providers_from,
+                         std::string_view base_url) {
   json doc = json::object();
   std::error_code ec;
-  if (fs::exists(models_json, ec)) {
-    std::ifstream in(models_json);
+  if (fs::exists(providers_from, ec)) {
+    std::ifstream in(providers_from);
     std::stringstream ss;
     ss << in.rdbuf();
     doc = json::parse(ss.str(), nullptr, false);
     if (doc.is_discarded() || !doc.is_object())
-      return Status::error(models_json.string() + " is not a JSON object; fix or remove it");
+      return Status::error(providers_from.string() + " is not a JSON object; fix or remove it");
   }
   if (!doc.contains("providers") || !doc["providers"].is_object()) doc["providers"] = json::object();
   doc["providers"][std::string(kProvider)] = {

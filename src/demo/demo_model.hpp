@@ -25,9 +25,10 @@ class DemoModel : public HttpHandler {
                          std::string_view body) override;
 };
 
-// Adds or refreshes the demo provider in `models_json` (creating the file if needed) and
-// keeps every other provider the user configured there. Returns an error message on failure.
-Status write_models_json(const std::filesystem::path& models_json, std::string_view base_url);
+// Writes `models_json`: the providers of `providers_from` (the operator's models.json, when it
+// exists; never written) plus the demo provider at `base_url`. Fails with the reason.
+Status write_models_json(const std::filesystem::path& models_json,
+                         const std::filesystem::path& providers_from, std::string_view base_url);
 
 // The SSE body answering one chat-completions request body (exposed for tests).
 HttpAnswer answer_chat_completion(std::string_view request_body);

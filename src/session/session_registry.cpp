@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <random>
 
+#include "agent/pi_setup.hpp"
 #include "observability/log.hpp"
 
 namespace pi_server::session {
@@ -51,20 +52,14 @@ void SessionRegistry::bury(std::shared_ptr<Session> session) {
   });
 }
 
-fs::path SessionRegistry::prepare_session_dirs(const std::string& session_id) {
-  // The session's own pi agent dir keeps settings pi persists (set_auto_retry,
-  // set_steering_mode...) private to the session; models.json and auth.json are links to
-  // the shared copies.
+Result<fs::path> SessionRegistry::prepare_session_dirs(const std::string& session_id) {
+  // <state>/sessions/<id>/ holds pi's session files; <id>/agent/ is the session's private pi
+  // agent dir, built on the operator's (links, and a copy of settings.json).
   fs::path base = options_.state_dir / "sessions" / session_id;
-  fs::path agent_dir = base / "agent";
-  std::error_code ec;
-  fs::create_directories(agent_dir, ec);
-  for (const char* shared : {"models.json", "auth.json"}) {
-    fs::path target = options_.state_dir / "agent" / shared;
-    fs::path link = agent_dir / shared;
-    if (fs::exists(target, ec) && !fs::exists(fs::symlink_status(link, ec)))
-      fs::create_symlink(target, link, ec);
-  }
+  if (auto prepared = agent::prepare_private_agent_dir(
+          base / "agent", options_.agent.base_agent_dir, options_.agent.models_json);
+      !prepared)
+    return prepared;
   return base;
 }
 
@@ -82,9 +77,10 @@ void SessionRegistry::create(std::string session_id, agent::SessionLaunch launch
                                           "Too many sessions (max " +
                                               std::to_string(options_.max_sessions) + ")"));
 
-  fs::path dir = prepare_session_dirs(session_id);
-  launch.session_dir = dir;
-  launch.agent_dir = dir / "agent";
+  auto dir = prepare_session_dirs(session_id);
+  if (!dir) return done(session_id, Status::error(ErrorCode::agent_exited, dir.error()));
+  launch.session_dir = *dir;
+  launch.agent_dir = *dir / "agent";
   auto session = std::make_shared<Session>(context_, session_id, launch);
   if (auto started = session->start_agent(); !started)
     return done(session_id, Status::error(ErrorCode::agent_exited, started.message()));

@@ -85,7 +85,7 @@ class SessionRegistry : public SessionObserver,
 
  private:
   // <state>/sessions/<id>/: pi's session files; <id>/agent/: the session's own agent dir.
-  std::filesystem::path prepare_session_dirs(const std::string& session_id);
+  Result<std::filesystem::path> prepare_session_dirs(const std::string& session_id);
   void schedule_restart(const std::shared_ptr<Session>& session, std::chrono::milliseconds delay);
   // Destroys `session` on a later turn of the loop (never inside its own callback).
   void bury(std::shared_ptr<Session> session);

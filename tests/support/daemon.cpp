@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <stdexcept>
 
 #include "agent/spawner.hpp"
@@ -45,8 +46,25 @@ Daemon::Daemon(Options options) {
   }
   if (options.use_fake_agent) req.argv.insert(req.argv.end(), {"--agent-command", fake_agent_binary()});
   req.argv.insert(req.argv.end(), options.args.begin(), options.args.end());
-  for (char** e = environ; *e; ++e) req.env.emplace_back(*e);
-  req.env.insert(req.env.end(), options.env.begin(), options.env.end());
+  // Hermetic by default: the developer's own pi setup (~/.pi/agent, PI_CODING_AGENT_DIR,
+  // provider keys) must not decide which model a test's sessions get. HOME is a fresh
+  // directory; a test that wants a pi setup passes it in options.env (later entries win).
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e; ++e) {
+    std::string_view entry(*e);
+    auto eq = entry.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string name(entry.substr(0, eq));
+    if (name == "PI_CODING_AGENT_DIR" || name.ends_with("_API_KEY") || name.ends_with("_TOKEN"))
+      continue;
+    env[name] = std::string(entry.substr(eq + 1));
+  }
+  env["HOME"] = home_.path();
+  for (const auto& entry : options.env) {
+    auto eq = entry.find('=');
+    env[entry.substr(0, eq)] = eq == std::string::npos ? "" : entry.substr(eq + 1);
+  }
+  for (const auto& [name, value] : env) req.env.push_back(name + "=" + value);
   auto spawned = agent::spawn_process(req);
   if (!spawned) throw std::runtime_error("cannot start daemon: " + spawned.error());
   auto p = spawned.value();

@@ -45,6 +45,9 @@ class Daemon {
   std::uint16_t port() const { return port_; }
   pid_t pid() const { return pid_; }
   const std::string& state_dir() const { return state_.path(); }
+  // The daemon's HOME: empty unless the test puts a pi setup (.pi/agent) there. Options.env
+  // may name another HOME.
+  const std::string& home_dir() const { return home_.path(); }
 
   // stdio transport (stdio_only): write one line, read one line (nullopt on timeout/EOF).
   void write_stdin(const std::string& line);
@@ -58,6 +61,13 @@ class Daemon {
 
   // Parsed JSON log lines seen so far on stderr.
   std::vector<nlohmann::json> logs() const;
+  // Those of them with this msg.
+  std::vector<nlohmann::json> logs_with_msg(const std::string& msg) const {
+    std::vector<nlohmann::json> out;
+    for (auto& line : logs())
+      if (line.value("msg", "") == msg) out.push_back(line);
+    return out;
+  }
   // Waits until a log line with this msg appears.
   std::optional<nlohmann::json> wait_log(const std::string& msg, std::chrono::milliseconds timeout);
 
@@ -65,6 +75,7 @@ class Daemon {
   void collect_stderr();
 
   TempDir state_;
+  TempDir home_;  // the daemon's HOME (see the constructor)
   pid_t pid_ = -1;
   int pidfd_ = -1;
   int stdin_fd_ = -1;

@@ -61,12 +61,12 @@ TEST(DemoModel, ModelsJsonKeepsUserProviders) {
   std::filesystem::create_directories(dir);
   auto file = dir / "models.json";
   std::ofstream(file) << R"({"providers":{"mine":{"baseUrl":"http://x"}}})";
-  ASSERT_TRUE(demo::write_models_json(file, "http://127.0.0.1:5").is_ok());
+  ASSERT_TRUE(demo::write_models_json(file, file, "http://127.0.0.1:5").is_ok());
   std::ifstream in(file);
   auto j = nlohmann::json::parse(in);
   EXPECT_EQ(j["providers"]["mine"]["baseUrl"], "http://x");
   EXPECT_EQ(j["providers"]["pi-server-demo"]["baseUrl"], "http://127.0.0.1:5/v1");
   std::ofstream(file) << "not json";
-  EXPECT_FALSE(demo::write_models_json(file, "http://127.0.0.1:5").is_ok());
+  EXPECT_FALSE(demo::write_models_json(file, file, "http://127.0.0.1:5").is_ok());
   std::filesystem::remove_all(dir);
 }
