@@ -3,6 +3,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
+#include <vector>
 
 #include "observability/log.hpp"
 #include "transport/awaitable_token.hpp"
@@ -42,7 +43,7 @@ bool expected_ending(const boost::system::error_code& ec) {
 WebSocketConnection::WebSocketConnection(beast::tcp_stream stream, ConnectionHandler& handler,
                                          const ConnectionLimits& limits)
     : id_(next_connection_id()),
-      ws_(std::move(stream)),
+      ws_(stream.release_socket()),
       handler_(handler),
       limits_(limits),
       queue_(limits.high_water_bytes, limits.hard_cap_bytes),
@@ -80,7 +81,8 @@ asio::awaitable<void> WebSocketConnection::run(http::request<http::string_body> 
         log::debug("websocket_closed", {{"conn", id_}, {"reason", ec.message()}});
       } else {
         // message_too_big (close 1009), bad UTF-8 (1007) and protocol errors end up here;
-        // Beast has already sent the matching close frame.
+        // Beast has already sent the matching close frame and shut the write side down
+        // (lingering::async_teardown); the socket stays open for linger().
         log::warn("websocket_read_failed", {{"conn", id_}, {"error", ec.message()}});
       }
       break;
@@ -97,9 +99,41 @@ asio::awaitable<void> WebSocketConnection::run(http::request<http::string_body> 
     buffer.consume(buffer.size());
   }
   open_ = false;
-  broken_ = true;
+  broken_ = true;  // from here on the writer stops and abort_connection does nothing
   wake_writer();
-  handler_.on_close(*this);
+  handler_.on_close(*this);  // once: nothing more is sent on this connection
+  co_await linger();
+}
+
+asio::awaitable<void> WebSocketConnection::linger() {
+  auto self = shared_from_this();
+  auto& stream = beast::get_lowest_layer(ws_);
+  if (!stream.socket().is_open()) co_return;  // aborted or timed out: nothing to drain
+  boost::system::error_code ignored;
+  // Usually done already by the teardown after the close frame; an idempotent no-op then.
+  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  // One deadline for the whole drain: on expiry tcp_stream closes the socket and the
+  // pending read ends with beast::error::timeout.
+  stream.expires_after(kLingerTime);
+  std::vector<char> buffer(16 * 1024);
+  std::size_t drained = 0;
+  boost::system::error_code ec;
+  while (drained < kLingerMaxBytes) {
+    auto [read_ec, n] = co_await stream.async_read_some(asio::buffer(buffer), kTuple);
+    drained += n;
+    if (read_ec) {
+      ec = read_ec;
+      break;
+    }
+  }
+  stream.close();
+  log::debug("websocket_linger_done",
+             {{"conn", id_},
+              {"drainedBytes", drained},
+              {"ending", ec == asio::error::eof          ? "eof"
+                         : ec == beast::error::timeout ? "grace period over"
+                         : !ec                         ? "byte limit"
+                                                       : "read error"}});
 }
 
 asio::awaitable<void> WebSocketConnection::writer() {
@@ -117,7 +151,9 @@ asio::awaitable<void> WebSocketConnection::writer() {
     if (ec) {
       if (!expected_ending(ec))
         log::warn("websocket_write_failed", {{"conn", id_}, {"error", ec.message()}});
-      abort_connection("write failed");
+      // operation_aborted: the stream was closed under the write (by the reader's failed
+      // read, which ends the connection and lingers); aborting would cut the linger short.
+      if (ec != asio::error::operation_aborted) abort_connection("write failed");
       break;
     }
     queue_.pop();

@@ -2,8 +2,13 @@
 // One WebSocket client: a reader coroutine feeding the core and a writer coroutine
 // draining a bounded outbound queue, one async_write in flight (STYLE §4).
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/bind_handler.hpp>
+#include <boost/beast/core/rate_policy.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/core/role.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/websocket/stream.hpp>
@@ -15,9 +20,37 @@
 
 namespace pi_server::transport {
 
+namespace lingering {
+// The TCP stream under a WebSocketConnection. Its own (unlimited) rate policy type makes
+// Beast pick the async_teardown below, found by argument-dependent lookup.
+struct RatePolicy : boost::beast::unlimited_rate_policy {};
+using Stream = boost::beast::basic_stream<boost::asio::ip::tcp, boost::asio::any_io_executor,
+                                          RatePolicy>;
+
+// Beast's own teardown, after it sends or answers a close frame, closes the socket after
+// reading whatever is there at once; if the peer is still sending (the rest of an oversize
+// message), its TCP stack gets a reset and loses our close frame. This one only shuts the
+// write side down (the close frame is flushed by then) and leaves the socket open:
+// WebSocketConnection::linger() drains the peer, bounded, then closes it.
+template <class TeardownHandler>
+void async_teardown(boost::beast::role_type, Stream& stream,
+                    TeardownHandler&& handler) {
+  boost::system::error_code ec;
+  stream.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_send, ec);
+  if (ec == boost::asio::error::not_connected) ec = {};
+  boost::asio::post(stream.get_executor(),
+                    boost::beast::bind_front_handler(std::forward<TeardownHandler>(handler), ec));
+}
+}  // namespace lingering
+
 class WebSocketConnection : public Connection,
                             public std::enable_shared_from_this<WebSocketConnection> {
  public:
+  // Lingering close (as nginx's lingering_close): how long and how much the daemon keeps
+  // reading and discarding after its close frame before it closes the socket.
+  static constexpr std::chrono::milliseconds kLingerTime{2000};
+  static constexpr std::size_t kLingerMaxBytes = 64u << 20;
+
   WebSocketConnection(boost::beast::tcp_stream stream, ConnectionHandler& handler,
                       const ConnectionLimits& limits);
 
@@ -35,9 +68,12 @@ class WebSocketConnection : public Connection,
   boost::asio::awaitable<void> writer();
   void wake_writer();
   void abort_connection(const char* why);
+  // After the connection is reported closed: drain and discard what the peer still sends,
+  // up to kLingerTime or kLingerMaxBytes or its EOF, then close the socket.
+  boost::asio::awaitable<void> linger();
 
   std::uint64_t id_;
-  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  boost::beast::websocket::stream<lingering::Stream> ws_;
   ConnectionHandler& handler_;
   ConnectionLimits limits_;
   reliability::OutboundQueue queue_;

@@ -1,5 +1,12 @@
 // The WebSocket transport against the real daemon binary and the fake agent.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <thread>
 
 #include "daemon.hpp"
 #include "session_helpers.hpp"
@@ -137,6 +144,127 @@ TEST(WebSocket, OversizeMessageClosesWith1009) {
   c.send_text(R"({"type":"list_sessions","pad":")" + std::string(2000, 'x') + "\"}");
   EXPECT_FALSE(c.next(std::chrono::seconds(5)));
   EXPECT_EQ(c.close_code(), 1009);
+  // The daemon is unharmed.
+  WsClient c2(d.port());
+  EXPECT_TRUE(c2.next());
+}
+
+namespace {
+
+// Open client connections as the daemon counts them (get_metrics on `c`, which is open).
+std::uint64_t open_connections(WsClient& c, const std::string& id) {
+  return c.request({{"type", "get_metrics"}, {"id", id}})["data"]["connectionCount"];
+}
+
+// The value of an unlabelled Prometheus sample, or -1.
+double prometheus_value(const std::string& body, const std::string& name) {
+  auto at = body.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(body.substr(at + name.size() + 2));
+}
+
+}  // namespace
+
+// Regression: the client is still sending the rest of its message when the daemon gives
+// up on it. Closing the socket at once made the client's TCP stack see a reset and the
+// close frame was lost (1006); the lingering close lets it read 1009.
+TEST(WebSocket, OversizeMessageAtTheDefaultLimitDeliversClose1009) {
+  Daemon d;
+  WsClient c(d.port());
+  ASSERT_TRUE(c.next());
+  c.set_auto_fragment(false);  // one frame: the daemon refuses it at the header, mid-send
+  const std::size_t total = (16u << 20) + 1024;  // default --max-frame-bytes + 1 KiB
+  std::string head = R"({"type":"list_sessions","pad":")";
+  std::string message = head + std::string(total - head.size() - 2, 'x') + "\"}";
+  ASSERT_EQ(message.size(), total);
+  bool write_failed = false;
+  try {
+    c.send_text(message);
+  } catch (const std::exception&) {
+    write_failed = true;  // the reset reached the client mid-message
+  }
+  EXPECT_FALSE(write_failed) << "the daemon reset the connection while the client was sending";
+  EXPECT_FALSE(c.next(std::chrono::seconds(3)));
+  EXPECT_EQ(c.close_code(), 1009) << "the close frame must reach the client (not 1006)";
+
+  // The daemon still serves, and counts the connection as closed.
+  WsClient c2(d.port());
+  ASSERT_TRUE(c2.next());
+  auto count = open_connections(c2, "m1");
+  for (int i = 0; count != 1 && i < 40; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    count = open_connections(c2, "m" + std::to_string(i + 2));
+  }
+  EXPECT_EQ(count, 1u) << "only c2 is open";
+  auto metrics = http_get(d.port(), "/metrics");
+  EXPECT_EQ(prometheus_value(metrics.body, "pi_server_connections"), 1);
+  EXPECT_EQ(prometheus_value(metrics.body, "pi_server_connections_total"), 2);
+}
+
+// A peer that goes on sending after the close frame (here: a frame announcing 4 GiB) is
+// drained for the grace period (2 s) only, then the daemon closes the TCP connection.
+TEST(WebSocket, PeerThatKeepsSendingAfterTheCloseIsCutOffAfterTheGracePeriod) {
+  Daemon d({.args = {"--max-frame-bytes", "1024"}});
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(d.port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string upgrade =
+      "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  ASSERT_EQ(::send(fd, upgrade.data(), upgrade.size(), MSG_NOSIGNAL), (ssize_t)upgrade.size());
+  std::string in;
+  char buf[65536];
+  while (in.find("\r\n\r\n") == std::string::npos) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0) << "no handshake response";
+    in.append(buf, n);
+  }
+  ASSERT_EQ(in.rfind("HTTP/1.1 101", 0), 0u) << in;
+  in.erase(0, in.find("\r\n\r\n") + 4);
+
+  // A masked text frame header announcing 4 GiB, then an endless payload, throttled to
+  // about 3 MB/s so the 2 s grace period (not the 64 MiB budget) is what ends it.
+  std::string header = {'\x81', '\xFF', 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4};
+  ASSERT_EQ(::send(fd, header.data(), header.size(), MSG_NOSIGNAL), (ssize_t)header.size());
+  std::string chunk(16 * 1024, 'x');
+  auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::steady_clock::now() - start; };
+  bool cut_off = false;
+  bool got_eof = false;
+  while (elapsed() < std::chrono::seconds(8)) {
+    ssize_t n = ::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      cut_off = true;  // EPIPE / ECONNRESET: the daemon closed its socket
+      break;
+    }
+    for (;;) {
+      ssize_t r = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (r > 0) {
+        in.append(buf, r);
+        continue;
+      }
+      if (r == 0) got_eof = true;  // the daemon shut its write side down after the close frame
+      if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) cut_off = true;
+      break;
+    }
+    if (cut_off) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed());
+  ::close(fd);
+  EXPECT_TRUE(cut_off) << "still connected after " << took.count() << " ms";
+  EXPECT_GE(took.count(), 1500) << "the daemon drains for the grace period first";
+  EXPECT_LE(took.count(), 4000);
+  EXPECT_TRUE(got_eof) << "the write side is shut down after the close frame";
+  // After server_ready: the close frame with 1009.
+  EXPECT_NE(in.find(std::string("\x88\x02\x03\xF1", 4)), std::string::npos)
+      << "no close frame with 1009 in " << in.size() << " bytes";
   // The daemon is unharmed.
   WsClient c2(d.port());
   EXPECT_TRUE(c2.next());

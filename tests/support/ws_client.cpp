@@ -76,6 +76,8 @@ void WsClient::send(const nlohmann::json& command) { send_text(command.dump()); 
 void WsClient::send_text(const std::string& text) { write(text, true); }
 void WsClient::send_binary(const std::string& bytes) { write(bytes, false); }
 
+void WsClient::set_auto_fragment(bool on) { impl_->ws.auto_fragment(on); }
+
 void WsClient::write(const std::string& data, bool text) {
   auto& impl = *impl_;
   impl.ws.text(text);

@@ -28,6 +28,9 @@ class WsClient {
   void send(const nlohmann::json& command);
   void send_text(const std::string& text);
   void send_binary(const std::string& bytes);
+  // Beast splits a message into 4 KiB frames by default; false sends each message as one
+  // frame, as browsers do (a frame over the daemon's limit is refused at its header).
+  void set_auto_fragment(bool on);
 
   // The next frame's raw text, or nullopt on timeout or close.
   std::optional<std::string> next_raw(std::chrono::milliseconds timeout = std::chrono::seconds(15));
