@@ -6,17 +6,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <boost/asio/io_context.hpp>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <thread>
 
 #include "agent/spawner.hpp"
 #include "daemon.hpp"
-#include "demo/demo_model.hpp"
+#include "operator_setup.hpp"
 #include "session_helpers.hpp"
-#include "transport/transports.hpp"
 #include "ws_client.hpp"
 
 using namespace pi_server::testing;
@@ -24,48 +21,6 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-// An LLM endpoint of the operator's, on loopback, on its own thread.
-class MockProvider {
- public:
-  MockProvider() {
-    listener_ = pi_server::transport::start_listener(io_, "127.0.0.1", 0, nullptr, model_,
-                                                     pi_server::ConnectionLimits{})
-                    .value();
-    thread_ = std::thread([this] { io_.run(); });
-  }
-  ~MockProvider() {
-    io_.stop();
-    thread_.join();
-  }
-  std::string base_url() const { return "http://" + listener_->address() + "/v1"; }
-
- private:
-  boost::asio::io_context io_;
-  pi_server::demo::DemoModel model_;
-  std::shared_ptr<pi_server::transport::Listener> listener_;
-  std::thread thread_;
-};
-
-void write_file(const fs::path& path, const json& doc) {
-  fs::create_directories(path.parent_path());
-  std::ofstream(path) << doc.dump(2) << "\n";
-}
-
-// An operator's pi agent dir: provider "acme-local" (model m1) as the default.
-void write_operator_setup(const fs::path& dir, const MockProvider& provider) {
-  write_file(dir / "models.json",
-             {{"providers",
-               {{"acme-local",
-                 {{"baseUrl", provider.base_url()},
-                  {"api", "openai-completions"},
-                  {"apiKey", "operator-key"},
-                  {"models", json::array({{{"id", "m1"}, {"name", "Acme m1"}, {"contextWindow", 128000},
-                                           {"maxTokens", 8192}, {"input", json::array({"text"})},
-                                           {"reasoning", false}}})}}}}}});
-  write_file(dir / "settings.json", {{"defaultProvider", "acme-local"}, {"defaultModel", "m1"}});
-  fs::create_directories(dir / "skills");
-}
 
 // Every file under `dir` with its size and contents' first bytes: what "unchanged" compares.
 std::map<std::string, std::string> snapshot(const fs::path& dir) {

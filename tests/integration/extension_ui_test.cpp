@@ -83,3 +83,19 @@ TEST(ExtensionUi, BashUpdatesCarryTheClientsOwnId) {
     }
   EXPECT_TRUE(saw);
 }
+
+TEST(ExtensionUi, Protocol1xAnswerShapeIsAccepted) {
+  Daemon d;
+  WsClient c(d.port());
+  open_session(c, "v1");
+  std::string ui_id = open_dialog(c, "v1");
+  // protocol 1.x: requestId + response {method, value}
+  auto r = c.request({{"type", "extension_ui_response"}, {"id", "ans"}, {"sessionId", "v1"},
+                      {"requestId", ui_id}, {"response", {{"method", "select"}, {"value", "blue"}}}});
+  EXPECT_EQ(r["success"], true) << r.dump();
+  ASSERT_TRUE(c.seen_or_wait([](const json& j) { return is_event(j, "v1", "agent_settled"); }));
+  EXPECT_EQ(final_text(session_events(c, "v1")), "picked blue");
+  auto wrong = c.request({{"type", "extension_ui_response"}, {"id", "ans2"}, {"sessionId", "v1"},
+                          {"requestId", ui_id}, {"response", "blue"}});
+  EXPECT_EQ(wrong["code"], "invalid_command") << "response must be an object";
+}

@@ -88,3 +88,35 @@ TEST(Pipeline, CommandHistoryListsWhatRan) {
   EXPECT_NE(std::find(ids.begin(), ids.end(), "g1"), ids.end());
   EXPECT_NE(std::find(ids.begin(), ids.end(), "create-h"), ids.end());
 }
+
+// Shapes protocol 1.x clients read, kept beside ours.
+TEST(Pipeline, Protocol1xShapesOfHistoryAndDelete) {
+  Daemon d;
+  WsClient c(d.port());
+  open_session(c, "h1");
+  for (int i = 0; i < 3; ++i)
+    c.request({{"type", "get_state"}, {"id", "g" + std::to_string(i)}, {"sessionId", "h1"}});
+  auto history = c.request({{"type", "get_command_history"}, {"id", "hist"}, {"limit", 2}});
+  ASSERT_EQ(history["success"], true);
+  EXPECT_EQ(history["data"]["entries"], history["data"]["commands"]);
+  EXPECT_EQ(history["data"]["returned"], 2);
+  EXPECT_EQ(history["data"]["truncated"], true);
+  auto all = c.request({{"type", "get_command_history"}, {"id", "hist2"}, {"limit", 1000}});
+  EXPECT_EQ(all["data"]["truncated"], false);
+  auto del = c.request({{"type", "delete_session"}, {"id", "del"}, {"sessionId", "h1"}});
+  EXPECT_EQ(del["data"]["deleted"], true);
+  EXPECT_EQ(del["data"]["sessionId"], "h1");
+}
+
+TEST(Pipeline, UnknownTypeWithoutSessionIsUnknownCommand) {
+  Daemon d;
+  WsClient c(d.port());
+  ASSERT_TRUE(c.next());
+  auto r = c.request({{"type", "no_such_command"}, {"id", "u1"}});
+  EXPECT_EQ(r["success"], false);
+  EXPECT_EQ(r["code"], "unknown_command");
+  EXPECT_EQ(r["command"], "no_such_command");
+  auto relayed = c.request({{"type", "prompt"}, {"id", "u2"}, {"sessionId", "nope"}, {"message", 7}});
+  EXPECT_EQ(relayed["code"], "invalid_command") << "field types are checked before the session is looked up";
+  EXPECT_EQ(relayed["error"], "Field 'message' must be a string");
+}
