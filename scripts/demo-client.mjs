@@ -16,7 +16,10 @@ ws.onmessage = ({ data }) => {
   } else if (frame.type === "response") {
     if (!frame.success) { console.error(`${frame.command} failed: ${frame.code} ${frame.error}`); process.exit(1); }
     if (frame.id === ids.create) {
-      console.error(`session ${sessionId} on model ${frame.data.sessionInfo.model}`);
+      const model = frame.data.sessionInfo.model;
+      console.error(`session ${sessionId} on model ${model}`);
+      if (String(model).startsWith("pi-server-demo/"))
+        console.error("(the offline demo model: no pi model is configured — see docs/configuration.md, \"Your pi setup\")");
       send({ type: "prompt", id: ids.prompt, sessionId, message: prompt });
     }
     if (frame.id === ids.delete) { clearTimeout(timer); ws.close(); }
@@ -24,6 +27,8 @@ ws.onmessage = ({ data }) => {
     const ev = frame.event;
     if (ev.type === "message_update" && ev.assistantMessageEvent?.type === "text_delta") {
       process.stdout.write(ev.assistantMessageEvent.delta);
+    } else if (ev.type === "message_end" && ev.message?.role === "assistant" && ev.message.stopReason === "error") {
+      console.error(`the model failed: ${ev.message.errorMessage ?? "unknown error"}`);
     } else if (ev.type === "agent_settled") {
       process.stdout.write("\n");
       send({ type: "delete_session", id: ids.delete, sessionId });
