@@ -13,6 +13,7 @@ constexpr LaneRule kSessionLane = LaneRule::session;
 constexpr LaneRule kBypass = LaneRule::bypass;
 constexpr BreakerRule kNoBreaker = BreakerRule::none;
 constexpr BreakerRule kProvider = BreakerRule::provider;
+constexpr BreakerRule kProviderCall = BreakerRule::provider_call;
 constexpr BreakerRule kBash = BreakerRule::bash;
 constexpr bool kNeedsSession = true, kNoSession = false;
 constexpr bool kBumps = true, kReadOnly = false;
@@ -80,7 +81,7 @@ constexpr CommandSpec kCommands[] = {
     {"get_available_thinking_levels", session_relayed, kSessionLane, read, kNeedsSession, kReadOnly, kNoBreaker, {}},
     {"set_steering_mode", session_relayed, kSessionLane, normal, kNeedsSession, kBumps, kNoBreaker, kMode},
     {"set_follow_up_mode", session_relayed, kSessionLane, normal, kNeedsSession, kBumps, kNoBreaker, kMode},
-    {"compact", session_relayed, kSessionLane, long_running, kNeedsSession, kBumps, kProvider, kCompact},
+    {"compact", session_relayed, kSessionLane, long_running, kNeedsSession, kBumps, kProviderCall, kCompact},
     {"set_auto_compaction", session_relayed, kSessionLane, normal, kNeedsSession, kBumps, kNoBreaker, kEnabled},
     {"set_auto_retry", session_relayed, kSessionLane, normal, kNeedsSession, kBumps, kNoBreaker, kEnabled},
     {"abort_retry", session_relayed, kBypass, normal, kNeedsSession, kBumps, kNoBreaker, {}},

@@ -31,7 +31,10 @@ enum class TimeoutClass { read, normal, long_running };
 // Which circuit breaker guards a command.
 enum class BreakerRule {
   none,
-  provider,  // reaches the LLM: the session's provider breaker
+  provider,  // reaches the LLM: the session's provider breaker (the verdict comes from the
+             // assistant messages the run emits)
+  provider_call,  // one LLM call that emits no assistant message (compact): its own
+                  // success is the provider's success
   bash,      // the breaker counting bash timeouts
 };
 

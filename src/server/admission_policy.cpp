@@ -71,8 +71,8 @@ void AdmissionPolicy::on_finished(const reliability::Submission& sub, const Resp
   const auto rule = sub.envelope.spec->breaker;
   if (rule == protocol::BreakerRule::bash && response.code == ErrorCode::timeout) {
     record_breaker(key, [](reliability::CircuitBreaker& b) { b.record_failure(); });
-  } else if (response.success &&
-             (rule == protocol::BreakerRule::bash || sub.envelope.type == "compact")) {
+  } else if (response.success && (rule == protocol::BreakerRule::bash ||
+                                   rule == protocol::BreakerRule::provider_call)) {
     // bash: it finished in time. compact: one LLM call that emits no assistant message, so
     // its success is the provider's success (and ends a half-open probe).
     record_breaker(key, [](reliability::CircuitBreaker& b) { b.record_success(); });
@@ -88,6 +88,7 @@ std::string AdmissionPolicy::breaker_key_for(const Envelope& env) const {
     case protocol::BreakerRule::none: return {};
     case protocol::BreakerRule::bash: return std::string(kBashBreaker);
     case protocol::BreakerRule::provider:
+    case protocol::BreakerRule::provider_call:
       return env.session_id ? providers_.provider_of(*env.session_id) : std::string();
   }
   return {};

@@ -29,8 +29,9 @@ TEST(CommandTable, NamesAreUniqueAndEveryServerCommandHasAHandler) {
 TEST(CommandTable, PinsTheRulesOtherModulesRelyOn) {
   for (auto t : {"abort", "abort_bash", "abort_retry", "extension_ui_response"})
     EXPECT_EQ(spec_for(t).lane, LaneRule::bypass) << t;
-  for (auto t : {"prompt", "steer", "follow_up", "compact"})
+  for (auto t : {"prompt", "steer", "follow_up"})
     EXPECT_EQ(spec_for(t).breaker, BreakerRule::provider) << t;
+  EXPECT_EQ(spec_for("compact").breaker, BreakerRule::provider_call);
   EXPECT_EQ(spec_for("bash").breaker, BreakerRule::bash);
   for (auto t : {"get_state", "get_messages", "export_html", "extension_ui_response"})
     EXPECT_FALSE(spec_for(t).bumps_version) << t;

@@ -125,3 +125,19 @@ TEST(AdmissionPolicy, SlowRunsCountAgainstTheProvider) {
   for (std::size_t i = 0; i < o.slow_threshold; ++i) h.policy.on_run_finished("acme", o.slow_call + 1s);
   EXPECT_TRUE(h.policy.admit(submission(kPrompt)));
 }
+
+TEST(AdmissionPolicyCompact, ASuccessfulCompactIsTheProvidersSuccess) {
+  ManualClock clock;
+  FakeProviders providers;
+  BreakerOptions o;
+  o.failure_threshold = 2;
+  o.recovery = 1000ms;
+  o.half_open_max_calls = 1;
+  server::AdmissionPolicy policy(clock, clock, {1000, 1000}, o, providers);
+  for (int i = 0; i < 2; ++i) policy.on_provider_result("acme", session::ProviderResult::failure);
+  clock.advance(1000ms);
+  auto compact = submission(R"({"type":"compact","id":"c","sessionId":"s"})");
+  ASSERT_FALSE(policy.admit(compact)) << "the half-open probe";
+  policy.on_finished(compact, protocol::success_response("compact", "c"));
+  EXPECT_FALSE(policy.breakers().any_open()) << "compact emits no assistant message: its answer closes it";
+}
