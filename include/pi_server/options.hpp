@@ -79,6 +79,9 @@ struct PipelineOptions {
   // outcome_max_age (default 1 h); the oldest leave first.
   std::size_t max_outcomes = 10000;
   std::chrono::seconds outcome_max_age{3600};
+  // ... and together at most this many bytes (responses such as get_messages can be large).
+  // Default 64 MiB.
+  std::size_t max_outcome_bytes = 64u << 20;
   // How long a command may wait for an unfinished dependsOn command. Default 30 s.
   std::chrono::milliseconds dependency_wait{30000};
   // Timeouts by the command table's timeout class: read (get_*, list_sessions...; default

@@ -119,6 +119,9 @@ Result<CommandLine, int> parse_command_line(int argc, char** argv) {
       ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--max-outcomes", pipeline.max_outcomes, "Outcomes kept for replay")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--max-outcome-bytes", pipeline.max_outcome_bytes,
+                 "Bytes of stored outcomes (responses kept for replay) before the oldest are evicted")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--outcome-max-age-seconds", outcome_max_age_s, "Age after which outcomes are evicted")
       ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--read-timeout-ms", read_timeout_ms, "Timeout of read-only commands (get_*, list_sessions, health_check)")

@@ -62,14 +62,23 @@ ParseResult parse_envelope(std::string_view text) {
     return fail(ErrorCode::invalid_command,
                 "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels", type, id);
   }
+  // A NUL byte can appear nowhere in JSON text (not even escaped-free inside a string), and
+  // the parser would stop at it and accept what came before.
+  if (text.find('\0') != std::string_view::npos) return fail(ErrorCode::invalid_command, "Malformed JSON");
   nlohmann::json body = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) return fail(ErrorCode::invalid_command, "Malformed JSON");
   if (!body.is_object()) return fail(ErrorCode::invalid_command, "A command must be a JSON object");
 
   // Read `id` first so every later error can echo it.
+  auto too_long = [](const std::string& field) {
+    return "Field '" + field + "' is longer than " + std::to_string(kMaxIdBytes) + " bytes";
+  };
   std::optional<std::string> id;
   if (auto it = body.find("id"); it != body.end()) {
     if (!it->is_string()) return fail(ErrorCode::invalid_command, "Field 'id' must be a string");
+    // Not echoed: the answer must not carry the oversize id back.
+    if (it->get_ref<const std::string&>().size() > kMaxIdBytes)
+      return fail(ErrorCode::invalid_command, too_long("id"));
     id = it->get<std::string>();
   }
   auto type_it = body.find("type");
@@ -78,6 +87,8 @@ ParseResult parse_envelope(std::string_view text) {
   if (!type_it->is_string() || type_it->get_ref<const std::string&>().empty())
     return fail(ErrorCode::invalid_command, "Field 'type' must be a non-empty string", std::nullopt,
                 id);
+  if (type_it->get_ref<const std::string&>().size() > kMaxIdBytes)
+    return fail(ErrorCode::invalid_command, too_long("type"), std::nullopt, id);
   std::string type = type_it->get<std::string>();
   if (type == "response" || type == "event")
     return fail(ErrorCode::unknown_command, "Unknown command: " + type, type, id);
@@ -92,11 +103,15 @@ ParseResult parse_envelope(std::string_view text) {
     if (!it->is_string() || it->get_ref<const std::string&>().empty())
       return fail(ErrorCode::invalid_command, "Field 'sessionId' must be a non-empty string", type,
                   id);
+    if (it->get_ref<const std::string&>().size() > kMaxIdBytes)
+      return fail(ErrorCode::invalid_command, too_long("sessionId"), type, id);
     env.session_id = it->get<std::string>();
   }
   if (auto it = body.find("idempotencyKey"); it != body.end()) {
     if (!it->is_string())
       return fail(ErrorCode::invalid_command, "Field 'idempotencyKey' must be a string", type, id);
+    if (it->get_ref<const std::string&>().size() > kMaxIdBytes)
+      return fail(ErrorCode::invalid_command, too_long("idempotencyKey"), type, id);
     env.idempotency_key = it->get<std::string>();
   }
   if (auto it = body.find("dependsOn"); it != body.end()) {
@@ -113,6 +128,7 @@ ParseResult parse_envelope(std::string_view text) {
                   type, id);
     for (const auto& d : *it) {
       const auto& dep = d.get_ref<const std::string&>();
+      if (dep.size() > kMaxIdBytes) return fail(ErrorCode::invalid_command, too_long("dependsOn"), type, id);
       if (std::find(env.depends_on.begin(), env.depends_on.end(), dep) == env.depends_on.end())
         env.depends_on.push_back(dep);
     }

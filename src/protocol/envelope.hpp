@@ -16,6 +16,9 @@ namespace pi_server::protocol {
 
 // Most ids one command may name in dependsOn.
 inline constexpr std::size_t kMaxDependencies = 32;
+// Longest id, idempotencyKey, sessionId and dependsOn entry, in bytes: each is kept (in the
+// outcome store, in responses) and must not let one command pin megabytes.
+inline constexpr std::size_t kMaxIdBytes = 256;
 
 struct Envelope {
   std::string type;

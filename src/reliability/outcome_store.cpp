@@ -88,6 +88,11 @@ OutcomeStore::DoneCallbacks OutcomeStore::complete(const std::shared_ptr<Outcome
   record->response = std::move(response);
   record->finished_at = clock_.system_now();
   record->finished_steady = clock_.steady_now();
+  record->bytes = sizeof(OutcomeRecord) + record->fingerprint.size() + record->command.size() +
+                  record->id_key.size() + record->idem_key.size() +
+                  record->response.error.value_or("").size() +
+                  (record->response.data ? protocol::dump(*record->response.data).size() : 0);
+  bytes_ += record->bytes;
   in_flight_.erase(record);
   finished_.push_back(record);
   evict();
@@ -115,7 +120,8 @@ OutcomeStore::DoneCallbacks OutcomeStore::abandon(const std::shared_ptr<OutcomeR
 void OutcomeStore::evict() {
   auto now = clock_.steady_now();
   while (!finished_.empty() &&
-         (finished_.size() > max_entries_ || now - finished_.front()->finished_steady > max_age_)) {
+         (finished_.size() > max_entries_ || bytes_ > max_bytes_ ||
+          now - finished_.front()->finished_steady > max_age_)) {
     auto& r = finished_.front();
     for (const auto* key : {&r->id_key, &r->idem_key}) {
       if (key->empty()) continue;
@@ -123,6 +129,7 @@ void OutcomeStore::evict() {
       // A later command may have reused the key after a conflict-free eviction; erase only ours.
       if (it != index_.end() && it->second == r) index_.erase(it);
     }
+    bytes_ -= r->bytes;
     finished_.pop_front();
     ++evictions_;
   }

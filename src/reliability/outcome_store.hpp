@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -38,6 +39,9 @@ struct OutcomeRecord {
   SteadyTime finished_steady{};
   std::uint64_t replays = 0;
   std::size_t waiting_duplicates = 0;
+  // What the finished record holds in memory, about (its response and keys): the store's
+  // byte bound counts this.
+  std::size_t bytes = 0;
   // Called once when the outcome becomes terminal (duplicates in flight, dependents).
   std::vector<std::function<void(const OutcomeRecord&)>> on_done;
 };
@@ -47,8 +51,11 @@ std::string fingerprint(const nlohmann::json& body);
 
 class OutcomeStore {
  public:
-  OutcomeStore(const Clock& clock, std::size_t max_entries, std::chrono::seconds max_age)
-      : clock_(clock), max_entries_(max_entries), max_age_(max_age) {}
+  // Finished outcomes are kept while there are at most `max_entries` of them, together
+  // holding at most `max_bytes`, none older than `max_age`; the oldest leave first.
+  OutcomeStore(const Clock& clock, std::size_t max_entries, std::chrono::seconds max_age,
+               std::size_t max_bytes = std::numeric_limits<std::size_t>::max())
+      : clock_(clock), max_entries_(max_entries), max_age_(max_age), max_bytes_(max_bytes) {}
 
   enum class Match { none, same, conflict };
   struct Found {
@@ -77,6 +84,8 @@ class OutcomeStore {
                                       protocol::Response response);
 
   std::size_t size() const { return finished_.size() + in_flight_.size(); }
+  // Bytes held by finished outcomes (see OutcomeRecord::bytes).
+  std::size_t bytes() const { return bytes_; }
   std::uint64_t evictions() const { return evictions_; }
   // Finished records oldest first, then the ones in flight (for get_command_history).
   std::vector<std::shared_ptr<OutcomeRecord>> records() const;
@@ -89,6 +98,8 @@ class OutcomeStore {
   const Clock& clock_;
   std::size_t max_entries_;
   std::chrono::seconds max_age_;
+  std::size_t max_bytes_;
+  std::size_t bytes_ = 0;
   std::unordered_map<std::string, std::shared_ptr<OutcomeRecord>> index_;
   std::deque<std::shared_ptr<OutcomeRecord>> finished_;  // completion order
   std::unordered_set<std::shared_ptr<OutcomeRecord>> in_flight_;

@@ -182,6 +182,9 @@ void MetricsReport::visit(MetricVisitor& v) const {
            n(ps.version_mismatches));
   v.scalar({"outcomesStored", "pi_server_outcomes_stored", G, "Outcomes in the replay store."},
            n(outcomes_.size()));
+  v.scalar({"outcomesBytes", "pi_server_outcomes_bytes", G,
+            "Bytes held by stored outcomes (bounded by --max-outcome-bytes)."},
+           n(outcomes_.bytes()));
   v.scalar({"outcomesEvicted", "pi_server_outcomes_evicted_total", C,
             "Outcomes evicted from the replay store."},
            n(outcomes_.evictions()));

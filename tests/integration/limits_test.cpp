@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <fstream>
+#include <iostream>
 #include <thread>
 
 #include <sys/wait.h>
@@ -149,4 +151,42 @@ TEST(Limits, ReadyzIs503WhileDraining) {
   EXPECT_FALSE(frame.has_value() && (*frame)["type"] == "server_ready");
   ::kill(agent, SIGCONT);
   EXPECT_EQ(d.wait_exit(std::chrono::seconds(15)), 0);
+}
+
+namespace {
+// The daemon's resident set, in MiB (/proc/<pid>/status VmRSS).
+double rss_mib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  return -1;
+}
+}  // namespace
+
+// Found by an attacker: 300 list_sessions with 1 MiB ids grew the daemon to 1.27 GB, for
+// good (each id was kept twice in the outcome store). Ids are now bounded, and outcomes are
+// bounded by bytes too.
+TEST(Limits, HugeIdsAreRefusedAndPinNoMemory) {
+  Daemon d({.args = {"--rate-limit", "100000", "--rate-burst", "100000", "--max-outcome-bytes", "1048576"}});
+  WsClient c(d.port());
+  ASSERT_TRUE(c.next());
+  double before = rss_mib(d.pid());
+  std::string big(1 << 20, 'i');
+  for (int i = 0; i < 100; ++i) {
+    big[0] = static_cast<char>('a' + i % 26);
+    big[1] = static_cast<char>('a' + i / 26);
+    c.send({{"type", "list_sessions"}, {"id", big}});
+    auto r = c.next(std::chrono::seconds(10));
+    ASSERT_TRUE(r);
+    EXPECT_EQ((*r)["code"], "invalid_command");
+    EXPECT_FALSE(r->contains("id"));
+  }
+  // Big answers that are stored stay within --max-outcome-bytes.
+  for (int i = 0; i < 40; ++i) c.request({{"type", "get_metrics"}, {"id", "m" + std::to_string(i)}});
+  auto m = c.request({{"type", "get_metrics"}, {"id", "last"}});
+  EXPECT_LE(m["data"]["outcomesBytes"].get<std::int64_t>(), 1 << 20);
+  double after = rss_mib(d.pid());
+  std::cout << "daemon RSS before " << before << " MiB, after " << after << " MiB\n";
+  EXPECT_LT(after - before, 64) << "100 MiB of ids went through; none may stay";
 }

@@ -68,3 +68,30 @@ TEST(Envelope, DeepNestingAndHugeDependsOnAreRefused) {
   deps += "]}";
   check_rejected(deps, ErrorCode::invalid_command, "abort", "z");
 }
+
+TEST(Envelope, IdsAreBoundedAndNotEchoedWhenTooLong) {
+  std::string big(257, 'x');
+  std::string ok(256, 'y');
+  EXPECT_TRUE(parse_envelope(R"({"type":"list_sessions","id":")" + ok + R"("})"));
+  auto r = parse_envelope(R"({"type":"list_sessions","id":")" + big + R"("})");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.failure().code, ErrorCode::invalid_command);
+  EXPECT_FALSE(r.failure().id.has_value()) << "an oversize id is not sent back";
+  for (const char* field : {"sessionId", "idempotencyKey"}) {
+    auto bad = parse_envelope(std::string(R"({"type":"get_state","id":"i","sessionId":"s",")") +
+                              field + R"(":")" + big + R"("})");
+    ASSERT_FALSE(bad) << field;
+    EXPECT_NE(bad.failure().message.find("longer than 256 bytes"), std::string::npos) << field;
+  }
+  EXPECT_FALSE(parse_envelope(R"({"type":"get_state","sessionId":"s","dependsOn":[")" + big + R"("]})"));
+  EXPECT_FALSE(parse_envelope(R"({"type":")" + big + R"(","sessionId":"s"})"));
+}
+
+TEST(Envelope, ANulByteAnywhereIsMalformed) {
+  std::string text = R"({"type":"list_sessions","id":"n"})";
+  EXPECT_TRUE(parse_envelope(text));
+  auto trailing = parse_envelope(text + std::string(1, '\0'));
+  ASSERT_FALSE(trailing);
+  EXPECT_EQ(trailing.failure().message, "Malformed JSON");
+  EXPECT_FALSE(parse_envelope(text + " x")) << "like any other trailing byte";
+}

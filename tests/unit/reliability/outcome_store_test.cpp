@@ -66,3 +66,19 @@ TEST(OutcomeStore, EvictsOldestFinishedByCountAndAge) {
   EXPECT_NE(store.find_by_id("p", "running"), nullptr);
   EXPECT_EQ(store.evictions(), 5u);
 }
+
+TEST(OutcomeStore, IsBoundedByBytesAsWellAsCount) {
+  ManualClock clock;
+  OutcomeStore store(clock, 1000, std::chrono::seconds(3600), 64 * 1024);
+  std::string payload(10 * 1024, 'z');
+  for (int i = 0; i < 20; ++i) {
+    auto env = envelope(R"({"type":"list_sessions","id":"c)" + std::to_string(i) + R"("})");
+    auto rec = store.begin("local", env, "fp");
+    auto r = protocol::success_response("list_sessions", env.id, nlohmann::json{{"blob", payload}});
+    (void)store.complete(rec, r);
+  }
+  EXPECT_LE(store.bytes(), 64u * 1024);
+  EXPECT_GT(store.evictions(), 10u) << "twenty 10 KiB answers do not fit in 64 KiB";
+  EXPECT_FALSE(store.find_by_id("local", "c0")) << "the oldest left first";
+  EXPECT_TRUE(store.find_by_id("local", "c19"));
+}
