@@ -51,10 +51,10 @@ void measure(const char* name, const std::string& text, int rounds) {
     double fp_ms = 0, agent_ms = 0;
     if (parsed) {
       auto t1 = Steady::now();
-      auto fp = reliability::fingerprint(parsed->body);
+      auto fp = reliability::fingerprint(*parsed);
       fp_ms = ms_since(t1);
       auto t2 = Steady::now();
-      auto line = protocol::dump(protocol::to_agent_command(*parsed, "pi-server-1"));
+      auto line = protocol::agent_command_line(*parsed, "pi-server-1");
       agent_ms = ms_since(t2);
       if (fp.empty() || line.empty()) std::abort();
     }

@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   if (r->type.empty()) std::abort();
   if (!r->is_server_command()) {
-    auto cmd = pi_server::protocol::to_agent_command(r.value(), "x");
+    auto cmd = nlohmann::json::parse(pi_server::protocol::agent_command_line(r.value(), "x"));
     if (cmd.contains("sessionId") || cmd.contains("idempotencyKey") || cmd["id"] != "x") std::abort();
   }
   return 0;

@@ -20,6 +20,15 @@ inline constexpr std::size_t kMaxDependencies = 32;
 // outcome store, in responses) and must not let one command pin megabytes.
 inline constexpr std::size_t kMaxIdBytes = 256;
 
+// Payload members bigger than this stay text (see Envelope::raw_members).
+inline constexpr std::size_t kRawMemberBytes = 64u << 10;
+
+// A top-level payload member kept as its (minified) JSON text.
+struct RawMember {
+  std::string key;
+  std::string json;
+};
+
 struct Envelope {
   std::string type;
   std::optional<std::string> id;
@@ -30,8 +39,12 @@ struct Envelope {
   std::optional<std::int64_t> if_session_version;
   // What the command is (its row in the command table, or the unknown-command rules).
   const CommandSpec* spec = &unknown_session_command();
-  // The whole command object as received (envelope fields included).
+  // The command object as received (envelope fields included), except `raw_members`.
   nlohmann::json body;
+  // Members of a relayed command bigger than kRawMemberBytes (a pasted file, a large image):
+  // kept as text and spliced back into the agent's line, so a 16 MB prompt is never built
+  // into a DOM on the event loop. Commands the daemon reads itself have none.
+  std::vector<RawMember> raw_members;
 
   bool is_server_command() const { return spec->is_server(); }
 };
@@ -53,15 +66,17 @@ ParseResult parse_envelope(std::string_view text);
 
 // Checks `body`'s payload fields against `spec` (types, required ones). The message names
 // the field, e.g. "Field 'message' must be a string".
-Status check_fields(const CommandSpec& spec, const nlohmann::json& body);
+Status check_fields(const CommandSpec& spec, const nlohmann::json& body,
+                    const std::vector<RawMember>& raw = {});
 
 // The command name as a metrics label: known server and pi commands keep their name, any
 // other type is "other" (label values come from a closed set).
 std::string_view command_label(std::string_view type);
 
-// The agent-bound command for a session command: the client's object without the envelope
+// The agent-bound line for a session command: the client's object without the envelope
 // fields (sessionId, idempotencyKey, dependsOn, ifSessionVersion), with `id` replaced by
-// `agent_id`, and switch_session_file renamed to pi's switch_session.
-nlohmann::json to_agent_command(const Envelope& envelope, std::string_view agent_id);
+// `agent_id` and the type renamed where the command table says (switch_session_file is
+// pi's switch_session); raw members spliced in as they came.
+std::string agent_command_line(const Envelope& envelope, std::string_view agent_id);
 
 }  // namespace pi_server::protocol

@@ -87,7 +87,7 @@ void CommandPipeline::submit(Submission sub) {
   // extension_ui_response is never stored: the first answer to a dialog wins, later
   // ones are told not_pending (DESIGN §9).
   bool storable = (env.id || env.idempotency_key) && env.type != "extension_ui_response";
-  std::string fp = storable ? fingerprint(env.body) : std::string();
+  std::string fp = storable ? fingerprint(env) : std::string();
   if (storable) {
     auto found = store_.find(sub.principal, env, fp);
     if (found.match == OutcomeStore::Match::conflict) {

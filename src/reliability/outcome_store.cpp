@@ -1,24 +1,66 @@
 #include "reliability/outcome_store.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 namespace pi_server::reliability {
+
+namespace {
+
+// FNV-1a over 8-byte words (then the tail bytes): not cryptographic, only to tell payloads
+// of one client apart, and fast enough for a 16 MB payload (a few ms) on the loop.
+std::uint64_t hash_bytes(std::string_view bytes, std::uint64_t h) {
+  constexpr std::uint64_t kPrime = 1099511628211ull;
+  std::size_t i = 0;
+  for (; i + 8 <= bytes.size(); i += 8) {
+    std::uint64_t word;
+    std::memcpy(&word, bytes.data() + i, 8);
+    h = (h ^ word) * kPrime;
+    h ^= h >> 29;
+  }
+  for (; i < bytes.size(); ++i) h = (h ^ static_cast<unsigned char>(bytes[i])) * kPrime;
+  return h;
+}
+
+std::string digest(std::uint64_t h, std::size_t length) {
+  char out[40];
+  std::snprintf(out, sizeof out, "%016llx-%zx", static_cast<unsigned long long>(h), length);
+  return out;
+}
+
+}  // namespace
 
 std::string fingerprint(const nlohmann::json& body) {
   nlohmann::json payload = body;
   payload.erase("id");
   payload.erase("idempotencyKey");
-  // nlohmann::json keeps object keys sorted, so dump() is canonical. FNV-1a 64 is enough to
-  // tell payloads apart here; the length is mixed in as a second guard.
+  // nlohmann::json keeps object keys sorted, so dump() is canonical; the length is mixed in
+  // as a second guard.
   std::string canonical = protocol::dump(payload);
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : canonical) {
-    h ^= c;
-    h *= 1099511628211ull;
+  return digest(hash_bytes(canonical, 1469598103934665603ull), canonical.size());
+}
+
+std::string fingerprint(const protocol::Envelope& env) {
+  if (env.raw_members.empty()) return fingerprint(env.body);
+  // Big members are hashed as their minified text (whitespace-insensitive; key order inside
+  // them as sent), after the canonical small part, sorted by key.
+  nlohmann::json payload = env.body;
+  payload.erase("id");
+  payload.erase("idempotencyKey");
+  std::string canonical = protocol::dump(payload);
+  std::uint64_t h = hash_bytes(canonical, 1469598103934665603ull);
+  std::size_t length = canonical.size();
+  std::vector<const protocol::RawMember*> sorted;
+  for (const auto& m : env.raw_members) sorted.push_back(&m);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto* a, const auto* b) { return a->key < b->key; });
+  for (const auto* m : sorted) {
+    h = hash_bytes(m->key, h ^ 0x9e3779b97f4a7c15ull);
+    h = hash_bytes(m->json, h);
+    length += m->key.size() + m->json.size();
   }
-  char out[40];
-  std::snprintf(out, sizeof out, "%016llx-%zx", static_cast<unsigned long long>(h), canonical.size());
-  return out;
+  return digest(h, length);
 }
 
 std::string OutcomeStore::id_key(const std::string& principal, const std::string& id) {

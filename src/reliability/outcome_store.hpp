@@ -48,6 +48,8 @@ struct OutcomeRecord {
 
 // Digest of the canonical payload without `id` and `idempotencyKey` (keys sorted, compact).
 std::string fingerprint(const nlohmann::json& body);
+// The same for a parsed command, its raw members included (see Envelope::raw_members).
+std::string fingerprint(const protocol::Envelope& env);
 
 class OutcomeStore {
  public:

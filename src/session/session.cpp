@@ -101,7 +101,7 @@ void Session::relay(const protocol::Envelope& envelope, Completion done) {
   // dialogs first so the abort can complete.
   if (envelope.type == "abort") ui_.cancel_all("aborted");
   std::string agent_id = "pi-server-" + std::to_string(next_agent_id_++);
-  agent_->write_line(protocol::dump(protocol::to_agent_command(envelope, agent_id)));
+  agent_->write_line(protocol::agent_command_line(envelope, agent_id));
   pending_.emplace(std::move(agent_id), Pending{envelope.type, envelope.id, std::move(done)});
 }
 

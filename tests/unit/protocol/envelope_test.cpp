@@ -1,4 +1,5 @@
 #include "protocol/envelope.hpp"
+#include "reliability/outcome_store.hpp"
 
 #include <gtest/gtest.h>
 
@@ -52,7 +53,7 @@ TEST(Envelope, AgentCommandDropsEnvelopeFieldsAndRewritesId) {
   auto r = parse_envelope(
       R"({"type":"switch_session_file","id":"mine","sessionId":"s","idempotencyKey":"k","dependsOn":[],"ifSessionVersion":2,"sessionPath":"/x"})");
   ASSERT_TRUE(r);
-  auto cmd = to_agent_command(r.value(), "pi-server-9");
+  auto cmd = nlohmann::json::parse(agent_command_line(r.value(), "pi-server-9"));
   EXPECT_EQ(cmd, nlohmann::json::parse(R"({"type":"switch_session","id":"pi-server-9","sessionPath":"/x"})"));
 }
 
@@ -94,4 +95,44 @@ TEST(Envelope, ANulByteAnywhereIsMalformed) {
   ASSERT_FALSE(trailing);
   EXPECT_EQ(trailing.failure().message, "Malformed JSON");
   EXPECT_FALSE(parse_envelope(text + " x")) << "like any other trailing byte";
+}
+
+TEST(Envelope, BigMembersOfRelayedCommandsStayTextAndReachTheAgentUnchanged) {
+  std::string text(200 * 1024, 'a');
+  std::string cmd = R"({"type":"prompt","id":"p","sessionId":"s","message":")" + text +
+                    R"(","images":[{"k":1}]})";
+  auto r = parse_envelope(cmd);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->raw_members.size(), 1u);
+  EXPECT_EQ(r->raw_members[0].key, "message");
+  EXPECT_FALSE(r->body.contains("message"));
+  auto line = nlohmann::json::parse(agent_command_line(r.value(), "pi-server-1"));
+  EXPECT_EQ(line["message"], text);
+  EXPECT_EQ(line["id"], "pi-server-1");
+  EXPECT_EQ(line["images"], nlohmann::json::parse(R"([{"k":1}])"));
+  EXPECT_FALSE(line.contains("sessionId"));
+  // Whitespace does not change the fingerprint; the content does.
+  auto spaced = parse_envelope(R"({ "type" : "prompt", "id":"p", "sessionId":"s", "images":[ {"k":1} ], "message" : ")" +
+                               text + R"(" })");
+  ASSERT_TRUE(spaced);
+  EXPECT_EQ(pi_server::reliability::fingerprint(r.value()), pi_server::reliability::fingerprint(spaced.value()));
+  std::string other = text;
+  other.back() = 'b';
+  auto changed = parse_envelope(R"({"type":"prompt","id":"p","sessionId":"s","message":")" + other + R"("})");
+  EXPECT_NE(pi_server::reliability::fingerprint(r.value()), pi_server::reliability::fingerprint(changed.value()));
+  // Field types are checked on big members too.
+  std::string array = "[1";
+  for (int i = 0; i < 50000; ++i) array += ",1";
+  array += "]";
+  auto wrong = parse_envelope(R"({"type":"prompt","id":"w","sessionId":"s","message":)" + array + "}");
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.failure().message, "Field 'message' must be a string");
+}
+
+TEST(Envelope, CommandsTheDaemonReadsGetEveryFieldInTheBody) {
+  std::string big(100 * 1024, 'v');
+  auto r = parse_envelope(R"({"type":"extension_ui_response","sessionId":"s","uiRequestId":"u","value":")" + big + R"("})");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->raw_members.empty());
+  EXPECT_EQ(r->body["value"], big);
 }
