@@ -122,6 +122,11 @@ struct ServerOptions {
   // Per-connection token bucket: commands per second and burst. Replays are free.
   double rate_limit_per_second = 50;
   double rate_limit_burst = 200;
+  // Per-connection byte bucket on inbound messages, checked before parsing: bytes per second
+  // (default 16 MiB) and burst (default 32 MiB; never below max_frame_bytes, so one message
+  // of the largest size always fits an idle bucket).
+  double rate_limit_bytes_per_second = 16u << 20;
+  double rate_limit_bytes_burst = 32u << 20;
   // The offline demo model (served on a private loopback port): automatic = only when the
   // operator's pi setup configures no model (agent/pi_setup.hpp); forced (--demo-model);
   // off (--no-demo-model). Default automatic.

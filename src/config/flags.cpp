@@ -136,6 +136,12 @@ Result<CommandLine, int> parse_command_line(int argc, char** argv) {
       ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--rate-limit", options.rate_limit_per_second, "Commands per second per connection")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--rate-limit-bytes", options.rate_limit_bytes_per_second,
+                 "Inbound bytes per second per connection (checked before parsing)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--rate-burst-bytes", options.rate_limit_bytes_burst,
+                 "Inbound byte bucket size per connection (at least --max-frame-bytes)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--rate-burst", options.rate_limit_burst, "Token bucket size per connection")
       ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--breaker-failures", breaker.failure_threshold,

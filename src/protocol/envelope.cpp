@@ -77,7 +77,9 @@ nlohmann::json to_nlohmann(simdjson::dom::element e) {
 
 // A top-level plain-string member, read without a DOM (for refusals of a document that could
 // not be parsed, which may still echo its id and type).
-std::optional<std::string> top_level_string(std::string_view text, std::string_view key) {
+}  // namespace
+
+std::optional<std::string> peek_string_member(std::string_view text, std::string_view key) {
   std::optional<std::string> out;
   scan_object(text, [&](std::string_view k, std::string_view v) {
     if (k != key) return true;
@@ -86,6 +88,8 @@ std::optional<std::string> top_level_string(std::string_view text, std::string_v
   });
   return out;
 }
+
+namespace {
 
 struct Document {
   nlohmann::json body;
@@ -99,7 +103,7 @@ Result<Document, EnvelopeError> read_document(std::string_view text) {
   if (error == simdjson::DEPTH_ERROR)
     return EnvelopeError{ErrorCode::invalid_command,
                          "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels",
-                         top_level_string(text, "type"), top_level_string(text, "id")};
+                         peek_string_member(text, "type"), peek_string_member(text, "id")};
   if (error) return EnvelopeError{ErrorCode::invalid_command, "Malformed JSON", {}, {}};
   simdjson::dom::object object;
   if (root.get_object().get(object))

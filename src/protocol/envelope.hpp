@@ -64,6 +64,10 @@ struct EnvelopeError {
 using ParseResult = Result<Envelope, EnvelopeError>;
 ParseResult parse_envelope(std::string_view text);
 
+// A top-level member that is a plain string of at most kMaxIdBytes, read without parsing the
+// document (one structural pass): for answers to messages refused before parsing.
+std::optional<std::string> peek_string_member(std::string_view text, std::string_view key);
+
 // Checks `body`'s payload fields against `spec` (types, required ones). The message names
 // the field, e.g. "Field 'message' must be a string".
 Status check_fields(const CommandSpec& spec, const nlohmann::json& body,

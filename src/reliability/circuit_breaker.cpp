@@ -166,16 +166,16 @@ void TokenBucket::refill() {
   tokens_ = std::min(burst_, tokens_ + seconds * rate_);
 }
 
-bool TokenBucket::try_take() {
+bool TokenBucket::try_take(double n) {
   refill();
-  if (tokens_ < 1.0) return false;
-  tokens_ -= 1.0;
+  if (tokens_ < n) return false;
+  tokens_ -= n;
   return true;
 }
 
-milliseconds TokenBucket::retry_after() const {
-  if (tokens_ >= 1.0 || rate_ <= 0) return milliseconds(0);
-  return milliseconds(static_cast<long long>(std::ceil((1.0 - tokens_) / rate_ * 1000.0)));
+milliseconds TokenBucket::retry_after(double n) const {
+  if (tokens_ >= n || rate_ <= 0) return milliseconds(0);
+  return milliseconds(static_cast<long long>(std::ceil((n - tokens_) / rate_ * 1000.0)));
 }
 
 }  // namespace pi_server::reliability

@@ -89,10 +89,10 @@ class CircuitBreakerManager {
 class TokenBucket {
  public:
   TokenBucket(const Clock& clock, double rate_per_second, double burst);
-  // Takes one token; false when empty.
-  bool try_take();
-  // Time until one token is available.
-  std::chrono::milliseconds retry_after() const;
+  // Takes `n` tokens; false (and takes none) when fewer are there.
+  bool try_take(double n = 1.0);
+  // Time until `n` tokens are available.
+  std::chrono::milliseconds retry_after(double n = 1.0) const;
 
  private:
   void refill();

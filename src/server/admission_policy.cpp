@@ -35,6 +35,19 @@ void AdmissionPolicy::schedule_pruning() {
   });
 }
 
+std::optional<std::chrono::milliseconds> AdmissionPolicy::admit_bytes(std::uint64_t connection_id,
+                                                                      std::size_t bytes) {
+  auto bucket = byte_limits_.find(connection_id);
+  if (bucket == byte_limits_.end())
+    bucket = byte_limits_
+                 .try_emplace(connection_id, clock_, rate_limit_.bytes_per_second,
+                              rate_limit_.bytes_burst)
+                 .first;
+  auto n = static_cast<double>(bytes);
+  if (bucket->second.try_take(n)) return std::nullopt;
+  return bucket->second.retry_after(n);
+}
+
 std::optional<Response> AdmissionPolicy::admit(const reliability::Submission& sub) {
   const Envelope& env = sub.envelope;
   auto bucket = rate_limits_.find(sub.connection_id);

@@ -21,6 +21,9 @@ namespace pi_server::server {
 struct RateLimit {
   double per_second = 50;
   double burst = 200;
+  // Inbound bytes per connection (the parse cost a client may put on the shared loop).
+  double bytes_per_second = 16u << 20;
+  double bytes_burst = 32u << 20;
 };
 
 class AdmissionPolicy : public reliability::AdmissionControl, public session::ProviderFeedback {
@@ -38,8 +41,16 @@ class AdmissionPolicy : public reliability::AdmissionControl, public session::Pr
   void on_run_finished(const std::string& provider,
                        std::chrono::steady_clock::duration length) override;
 
-  // The connection is gone: forget its rate-limit bucket.
-  void forget_connection(std::uint64_t connection_id) { rate_limits_.erase(connection_id); }
+  // Before a message is even parsed: may this connection push `bytes` more now? A refusal
+  // comes with the wait in ms. Parsing costs the shared loop ~5-10 ms per MB
+  // (docs/benchmarks.md), so one client's big messages must not monopolise it.
+  std::optional<std::chrono::milliseconds> admit_bytes(std::uint64_t connection_id,
+                                                       std::size_t bytes);
+  // The connection is gone: forget its buckets.
+  void forget_connection(std::uint64_t connection_id) {
+    rate_limits_.erase(connection_id);
+    byte_limits_.erase(connection_id);
+  }
   // The breaker guarding a command: "bash", the session's provider for LLM-bound commands,
   // or "" for none (the command table's breaker rule).
   std::string breaker_key_for(const protocol::Envelope& env) const;
@@ -57,6 +68,7 @@ class AdmissionPolicy : public reliability::AdmissionControl, public session::Pr
   const session::ProviderLookup& providers_;
   reliability::CircuitBreakerManager breakers_;
   std::unordered_map<std::uint64_t, reliability::TokenBucket> rate_limits_;
+  std::unordered_map<std::uint64_t, reliability::TokenBucket> byte_limits_;
   Scheduler::Handle pruning_ = 0;
 };
 

@@ -24,7 +24,10 @@ Server::Server(boost::asio::io_context& io, ServerOptions options)
       launcher_(io, relay_stats_.spawn_time),
       sessions_(clock_, scheduler_, launcher_, options_, connections_, relay_stats_),
       admission_(clock_, scheduler_,
-                 RateLimit{options_.rate_limit_per_second, options_.rate_limit_burst},
+                 RateLimit{options_.rate_limit_per_second, options_.rate_limit_burst,
+                           options_.rate_limit_bytes_per_second,
+                           std::max(options_.rate_limit_bytes_burst,
+                                    static_cast<double>(options_.connection.max_frame_bytes))},
                  options_.breakers, sessions_),
       outcomes_(clock_, options_.pipeline.max_outcomes, options_.pipeline.outcome_max_age,
                 options_.pipeline.max_outcome_bytes),
@@ -134,6 +137,20 @@ void Server::on_rejected_message(Connection& connection, ErrorCode code, std::st
 void Server::on_message(Connection& connection, std::string_view text) {
   // A connection refused at open (limit, drain) may still deliver what it sent meanwhile.
   if (!connections_.find(connection.id())) return;
+  // Parsing costs the shared loop per byte: a connection over its byte rate is refused before.
+  if (auto wait = admission_.admit_bytes(connection.id(), text.size())) {
+    ++front_door_.commands_by_type["rate_limited_bytes"];
+    auto r = protocol::error_response(protocol::peek_string_member(text, "type").value_or(""),
+                                      protocol::peek_string_member(text, "id"),
+                                      ErrorCode::rate_limited,
+                                      "Inbound byte rate exceeded (" +
+                                          std::to_string(static_cast<long long>(
+                                              options_.rate_limit_bytes_per_second)) +
+                                          " bytes/s per connection)");
+    r.data = json{{"retryAfterMs", wait->count()}};
+    responder_.respond(connection, r);
+    return;
+  }
   auto parsed = protocol::parse_envelope(text);
   if (!parsed) {
     ++front_door_.commands_by_type["invalid"];

@@ -168,7 +168,8 @@ double rss_mib(pid_t pid) {
 // good (each id was kept twice in the outcome store). Ids are now bounded, and outcomes are
 // bounded by bytes too.
 TEST(Limits, HugeIdsAreRefusedAndPinNoMemory) {
-  Daemon d({.args = {"--rate-limit", "100000", "--rate-burst", "100000", "--max-outcome-bytes", "1048576"}});
+  Daemon d({.args = {"--rate-limit", "100000", "--rate-burst", "100000", "--max-outcome-bytes", "1048576",
+                     "--rate-limit-bytes", "1000000000", "--rate-burst-bytes", "1000000000"}});
   WsClient c(d.port());
   ASSERT_TRUE(c.next());
   double before = rss_mib(d.pid());
@@ -189,4 +190,27 @@ TEST(Limits, HugeIdsAreRefusedAndPinNoMemory) {
   double after = rss_mib(d.pid());
   std::cout << "daemon RSS before " << before << " MiB, after " << after << " MiB\n";
   EXPECT_LT(after - before, 64) << "100 MiB of ids went through; none may stay";
+}
+
+// Found by an attacker: three 15.5 MB messages on one connection delayed every other client
+// for seconds. Inbound bytes now have a per-connection budget checked before parsing.
+TEST(Limits, InboundByteRateIsLimitedPerConnectionBeforeParsing) {
+  Daemon d({.args = {"--max-frame-bytes", "2000000", "--rate-limit-bytes", "1000000",
+                     "--rate-burst-bytes", "2500000"}});
+  WsClient a(d.port());
+  WsClient b(d.port());
+  ASSERT_TRUE(a.next());
+  ASSERT_TRUE(b.next());
+  std::string pad(1500000, 'x');
+  auto first = a.request({{"type", "list_sessions"}, {"id", "big1"}, {"pad", pad}});
+  EXPECT_EQ(first["success"], true) << "fits the burst";
+  auto second = a.request({{"type", "list_sessions"}, {"id", "big2"}, {"pad", pad}});
+  EXPECT_EQ(second["success"], false);
+  EXPECT_EQ(second["code"], "rate_limited");
+  EXPECT_EQ(second["id"], "big2") << "echoed without parsing";
+  EXPECT_GT(second["data"]["retryAfterMs"].get<std::int64_t>(), 0);
+  auto other = b.request({{"type", "list_sessions"}, {"id", "small"}, {"pad", pad}});
+  EXPECT_EQ(other["success"], true) << "another connection has its own budget";
+  auto small = a.request({{"type", "list_sessions"}, {"id", "tiny"}});
+  EXPECT_EQ(small["success"], true) << "small commands still fit";
 }
