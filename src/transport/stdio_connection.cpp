@@ -90,12 +90,19 @@ class StdioConnection : public Connection,
                           if (ec) {
                             if (ec != asio::error::eof)
                               log::warn("stdin_read_failed", {{"error", ec.message()}});
-                            self->handler_.on_input_closed(*self);
+                            self->end_of_input();
                             return;
                           }
                           self->framer_.commit(n, *self);
                           self->read();
                         });
+  }
+
+  // EOF ends the last line: an unterminated one is delivered like any other (the size limit
+  // included), before the core hears that input is closed.
+  void end_of_input() {
+    if (framer_.buffered() > 0 || framer_.discarding()) framer_.feed("\n", *this);
+    if (open_) handler_.on_input_closed(*this);
   }
 
   void write() {

@@ -79,3 +79,33 @@ TEST(Stdio, EndOfInputFinishesRunningWorkThenExitsZero) {
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 0);
 }
+
+// EOF ends the last line: a command without a trailing newline is still executed.
+TEST(Stdio, LastLineWithoutNewlineIsProcessedAtEof) {
+  Daemon d({.stdio_only = true});
+  EXPECT_EQ(next_json(d)["type"], "server_ready");
+  d.write_stdin_raw(R"({"type":"create_session","id":"c","sessionId":"s"})");
+  d.close_stdin();
+  std::vector<json> seen;
+  json created = until(d, [](const json& j) { return is_response(j, "c") || j["type"] == "server_shutdown"; },
+                       &seen);
+  EXPECT_TRUE(is_response(created, "c")) << "the unterminated last line got no response";
+  EXPECT_EQ(created["success"], true);
+  auto code = d.wait_exit(std::chrono::seconds(15));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+}
+
+// The unterminated last line obeys the frame-size limit like any other line.
+TEST(Stdio, OverlongLastLineWithoutNewlineIsPayloadTooLarge) {
+  Daemon d({.args = {"--max-frame-bytes", "256"}, .stdio_only = true});
+  next_json(d);
+  d.write_stdin_raw(R"({"type":"list_sessions","id":"l","pad":")" + std::string(100000, 'x') + "\"}");
+  d.close_stdin();
+  json r = until(d, [](const json& j) { return j["type"] == "response" || j["type"] == "server_shutdown"; });
+  EXPECT_EQ(r["code"], "payload_too_large");
+  EXPECT_FALSE(r.contains("id"));
+  auto code = d.wait_exit(std::chrono::seconds(15));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+}
