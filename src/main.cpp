@@ -149,6 +149,7 @@ int main(int argc, char** argv) {
     log::info("serving_stdio", {{"stateDir", options.state_dir.string()}, {"version", PI_SERVER_VERSION}});
 
   io.run();
-  log::info("exit", {{"code", 0}});
-  return 0;
+  int code = server.exit_code();
+  log::info("exit", {{"code", code}});
+  return code;
 }

@@ -168,7 +168,7 @@ Result<CommandLine, int> parse_command_line(int argc, char** argv) {
                  "Queued bytes per connection above which session events are dropped for it")
       ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--outbound-hard-cap-bytes", options.connection.hard_cap_bytes,
-                 "Queued bytes per connection above which it is closed")
+                 "Queued bytes per WebSocket connection above which it is closed (stdio pauses stdin instead)")
       ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--event-buffer-bytes", options.event_buffer_bytes,
                  "Recent event bytes kept per session for resume (switch_session afterSeq)")

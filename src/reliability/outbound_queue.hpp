@@ -27,6 +27,9 @@ class OutboundQueue {
 
   bool empty() const { return frames_.empty(); }
   const Frame& front() const { return frames_.front(); }
+  // The queued frames, front first (a transport that writes several at once).
+  std::deque<Frame>::const_iterator begin() const { return frames_.begin(); }
+  std::deque<Frame>::const_iterator end() const { return frames_.end(); }
   // Removes the front frame after it was written. When the queue has drained below half
   // the high-water mark, queues one events_dropped frame per session with drops.
   void pop();

@@ -92,6 +92,11 @@ void Server::on_open(const std::shared_ptr<Connection>& connection) {
 
 void Server::on_close(Connection& connection) {
   auto id = connection.id();
+  if (connection.transport() == "stdio" && connection.queued_bytes() > 0) {
+    // Closed with frames unwritten (stdout write failed): those answers are lost.
+    log::error("stdio_output_cut_off", {{"conn", id}, {"queuedBytes", connection.queued_bytes()}});
+    output_cut_off_ = true;
+  }
   sessions_.unsubscribe_everywhere(id);
   connections_.remove(id);
   commands_.forget_connection(id);
@@ -101,8 +106,13 @@ void Server::on_close(Connection& connection) {
     boost::asio::post(io_, [this] { shutdown("stdio closed", [this] { io_.stop(); }); });
   }
   log::debug("connection_closed", {{"conn", id}});
-  if (draining_ && connections_.size() == 0 && shutdown_done_ && sessions_.stopping() == 0)
+  if (draining_ && connections_.size() == 0 && shutdown_done_ && sessions_.stopping() == 0) {
     finish_shutdown();
+  } else if (closing_connections_ && shutdown_done_ && !stdio_connection_open() &&
+             clock_.steady_now() >= close_grace_end_) {
+    // The stdio output is written; the WebSocket clients already had their second.
+    complete_shutdown();
+  }
 }
 
 void Server::on_input_closed(Connection& connection) {
@@ -206,6 +216,7 @@ void Server::shutdown(std::string reason, std::function<void()> done) {
   ready_ = false;
   commands_.begin_drain();
   shutdown_done_ = std::move(done);
+  drain_deadline_ = clock_.steady_now() + options_.drain_timeout;
   log::info("shutdown_started", {{"reason", reason}, {"sessions", sessions_.size()}});
   auto timeout_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.drain_timeout);
   responder_.broadcast("server_shutdown", {{"reason", reason}, {"timeoutMs", timeout_ms.count()}});
@@ -213,6 +224,7 @@ void Server::shutdown(std::string reason, std::function<void()> done) {
   drain_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
     log::warn("shutdown_timeout", {{"stopping", sessions_.stopping()}});
+    note_unwritten_stdio_output();
     if (auto done = std::move(shutdown_done_)) done();
   });
   sessions_.stop_all([this] { finish_shutdown(); });
@@ -225,21 +237,60 @@ void Server::finish_shutdown() {
     // brings us back here.
     std::vector<Connection*> all;
     connections_.for_each([&](Connection& c) { all.push_back(&c); });
+    closing_connections_ = true;
     for (auto* c : all) c->close_gracefully();
     // A client that does not answer the close frame must not hold the exit for the whole
-    // drain timeout: give the close handshakes a second, then go.
-    drain_timer_.expires_after(std::min<std::chrono::milliseconds>(options_.drain_timeout,
-                                                                   std::chrono::seconds(1)));
-    drain_timer_.async_wait([this](boost::system::error_code ec) {
-      if (ec || !shutdown_done_) return;
-      log::info("shutdown_complete", {{"unclosedConnections", connections_.size()}});
-      std::exchange(shutdown_done_, nullptr)();
-    });
+    // drain timeout: give the close handshakes a second, then go. stdio is different: its
+    // queue holds answers its client is owed, so it is written out until the drain deadline.
+    close_grace_end_ = clock_.steady_now() + std::min<std::chrono::milliseconds>(
+                                                 options_.drain_timeout, std::chrono::seconds(1));
+    if (connections_.size() > 0) await_connections(close_grace_end_);
     return;
   }
   drain_timer_.cancel();
   log::info("shutdown_complete");
   std::exchange(shutdown_done_, nullptr)();
+}
+
+void Server::await_connections(SteadyTime until) {
+  drain_timer_.expires_at(until);
+  drain_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec || !shutdown_done_) return;
+    if (stdio_connection_open() && clock_.steady_now() < drain_deadline_) {
+      await_connections(drain_deadline_);
+      return;
+    }
+    complete_shutdown();
+  });
+}
+
+void Server::complete_shutdown() {
+  drain_timer_.cancel();
+  note_unwritten_stdio_output();
+  if (connections_.size() > 0)
+    log::info("shutdown_complete", {{"unclosedConnections", connections_.size()}});
+  else
+    log::info("shutdown_complete");
+  if (auto done = std::exchange(shutdown_done_, nullptr)) done();
+}
+
+bool Server::stdio_connection_open() const {
+  bool open = false;
+  connections_.for_each([&](Connection& c) { open = open || c.transport() == "stdio"; });
+  return open;
+}
+
+void Server::note_unwritten_stdio_output() {
+  connections_.for_each([&](Connection& c) {
+    if (c.transport() != "stdio" || c.queued_bytes() == 0 || output_cut_off_) return;
+    log::error("stdio_output_cut_off", {{"conn", c.id()}, {"queuedBytes", c.queued_bytes()}});
+    output_cut_off_ = true;
+  });
+}
+
+int Server::exit_code() {
+  note_unwritten_stdio_output();  // e.g. a second signal stopped the loop mid-write
+  return output_cut_off_ ? kExitOutputCutOff : 0;
 }
 
 }  // namespace pi_server::server

@@ -50,11 +50,23 @@ class Server : public ConnectionHandler, public HttpHandler {
   void set_ready(bool ready) { ready_ = ready; }
   void set_transports(std::vector<std::string> transports) { transports_ = std::move(transports); }
 
+  // The process exit status once the loop has stopped: 0, or kExitOutputCutOff when stdio
+  // frames were left unwritten (drain timeout, stdout write failure, second signal).
+  static constexpr int kExitOutputCutOff = 3;
+  int exit_code();
+
   std::size_t session_count() const { return sessions_.size(); }
   std::size_t connection_count() const { return connections_.size(); }
 
  private:
   void finish_shutdown();
+  // Waits for the closing connections: WebSocket close handshakes get a second, stdio output
+  // is written to its last byte until the drain deadline. Then runs `done`.
+  void await_connections(SteadyTime until);
+  void complete_shutdown();
+  bool stdio_connection_open() const;
+  // Logs stdio_output_cut_off for each stdio connection with unwritten frames (once).
+  void note_unwritten_stdio_output();
   // stdio only, after stdin closed: exit once nothing is in flight and every session is quiet.
   void check_stdio_drain();
   void schedule_stall_probe(SteadyTime due);
@@ -81,6 +93,10 @@ class Server : public ConnectionHandler, public HttpHandler {
   bool ready_ = false;
   bool draining_ = false;
   bool stdio_draining_ = false;
+  bool closing_connections_ = false;  // finish_shutdown has asked every connection to close
+  SteadyTime drain_deadline_{};       // shutdown() + drain_timeout
+  SteadyTime close_grace_end_{};      // the WebSocket close handshakes' second
+  bool output_cut_off_ = false;
   std::function<void()> shutdown_done_;
   boost::asio::steady_timer drain_timer_;
 };

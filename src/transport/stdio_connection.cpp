@@ -1,8 +1,13 @@
 // The stdio transport: JSON lines on fd 0, protocol frames (one per line) on fd 1.
-// Logs never go to stdout. Same outbound queue and policies as WebSocket.
+// Logs never go to stdout. Same outbound queue and event-drop policy as WebSocket, with one
+// difference: stdio has one client that sends the commands and reads their answers, so it
+// gets pipe backpressure instead of a hard cap. While the queue is at or above the
+// high-water mark stdin is not read; a response is never refused, and the connection is
+// never closed for its queue.
 #include <unistd.h>
 
-#include <array>
+#include <limits>
+#include <vector>
 #include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -30,7 +35,8 @@ class StdioConnection : public Connection,
         handler_(handler),
         limits_(limits),
         framer_(limits.max_frame_bytes),
-        queue_(limits.high_water_bytes, limits.hard_cap_bytes) {}
+        // No hard cap: responses are never dropped; reading pauses instead (see top).
+        queue_(limits.high_water_bytes, std::numeric_limits<std::size_t>::max()) {}
 
   void start() {
     open_ = true;
@@ -44,11 +50,6 @@ class StdioConnection : public Connection,
   SendStatus send_control(Frame frame) override {
     if (!open_) return SendStatus::closed;
     SendStatus s = queue_.push_control(std::move(frame));
-    if (s == SendStatus::closed) {
-      log::error("consumer_over_hard_cap", {{"conn", id_}, {"queuedBytes", queue_.bytes()}});
-      finish();
-      return s;
-    }
     write();
     return s;
   }
@@ -82,15 +83,27 @@ class StdioConnection : public Connection,
   }
 
  private:
+  // Output backpressure: a client that sends faster than it reads its answers is read no
+  // faster than its answers drain.
+  bool output_backed_up() const { return queue_.bytes() >= limits_.high_water_bytes; }
+
   void read() {
+    if (reading_ || input_closed_ || !open_) return;
+    if (output_backed_up()) {
+      read_paused_ = true;  // write() resumes once the queue is below the high-water mark
+      return;
+    }
+    read_paused_ = false;
+    reading_ = true;
     auto buf = framer_.prepare(64 * 1024);
     in_.async_read_some(asio::buffer(buf.data(), buf.size()),
                         [self = shared_from_this()](error_code ec, std::size_t n) {
+                          self->reading_ = false;
                           if (!self->open_) return;
                           if (ec) {
                             if (ec != asio::error::eof)
                               log::warn("stdin_read_failed", {{"error", ec.message()}});
-                            self->handler_.on_input_closed(*self);
+                            self->end_of_input();
                             return;
                           }
                           self->framer_.commit(n, *self);
@@ -98,25 +111,46 @@ class StdioConnection : public Connection,
                         });
   }
 
+  // EOF ends the last line: an unterminated one is delivered like any other (the size limit
+  // included), before the core hears that input is closed.
+  void end_of_input() {
+    input_closed_ = true;
+    if (framer_.buffered() > 0 || framer_.discarding()) framer_.feed("\n", *this);
+    if (open_) handler_.on_input_closed(*this);
+  }
+
+  // Writes as many queued frames as fit in one gathered write (each followed by '\n').
   void write() {
     if (writing_ || queue_.empty() || !open_) return;
     writing_ = true;
     static const char kNewline = '\n';
-    std::array<asio::const_buffer, 2> buffers = {asio::buffer(*queue_.front()),
-                                                 asio::buffer(&kNewline, 1)};
-    asio::async_write(out_, buffers, [self = shared_from_this()](error_code ec, std::size_t) {
+    constexpr std::size_t kMaxFrames = 512;
+    constexpr std::size_t kMaxBytes = 1u << 20;
+    buffers_.clear();
+    std::size_t bytes = 0;
+    in_flight_ = 0;
+    for (const Frame& f : queue_) {
+      if (in_flight_ > 0 && (in_flight_ == kMaxFrames || bytes + f->size() > kMaxBytes)) break;
+      buffers_.push_back(asio::buffer(*f));
+      buffers_.push_back(asio::buffer(&kNewline, 1));
+      bytes += f->size() + 1;
+      ++in_flight_;
+    }
+    asio::async_write(out_, buffers_, [self = shared_from_this()](error_code ec, std::size_t) {
       self->writing_ = false;
       if (!self->open_) return;
       if (ec) {
-        log::warn("stdout_write_failed", {{"error", ec.message()}});
+        log::warn("stdout_write_failed", {{"error", ec.message()}, {"queuedBytes", self->queue_.bytes()}});
         self->finish();
         return;
       }
-      self->queue_.pop();
+      for (std::size_t i = 0; i < self->in_flight_; ++i) self->queue_.pop();
+      self->in_flight_ = 0;
       if (self->queue_.empty() && self->close_requested_) {
         self->finish();
         return;
       }
+      if (self->read_paused_ && !self->output_backed_up()) self->read();
       self->write();
     });
   }
@@ -139,8 +173,13 @@ class StdioConnection : public Connection,
   ConnectionLimits limits_;
   protocol::LineFramer framer_;
   reliability::OutboundQueue queue_;
+  std::vector<asio::const_buffer> buffers_;  // the write in flight
+  std::size_t in_flight_ = 0;                // frames at the queue's front being written
   bool open_ = false;
   bool writing_ = false;
+  bool reading_ = false;
+  bool read_paused_ = false;  // output backed up (see read())
+  bool input_closed_ = false;
   bool close_requested_ = false;
 };
 

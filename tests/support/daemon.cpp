@@ -136,8 +136,9 @@ std::optional<nlohmann::json> Daemon::wait_log(const std::string& msg,
   return found;
 }
 
-void Daemon::write_stdin(const std::string& line) {
-  std::string data = line + "\n";
+void Daemon::write_stdin(const std::string& line) { write_stdin_raw(line + "\n"); }
+
+void Daemon::write_stdin_raw(const std::string& data) {
   std::size_t off = 0;
   while (off < data.size()) {
     ssize_t n = ::write(stdin_fd_, data.data() + off, data.size() - off);

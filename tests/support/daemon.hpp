@@ -51,6 +51,8 @@ class Daemon {
 
   // stdio transport (stdio_only): write one line, read one line (nullopt on timeout/EOF).
   void write_stdin(const std::string& line);
+  // Writes exactly these bytes (no newline added).
+  void write_stdin_raw(const std::string& bytes);
   void close_stdin();
   std::optional<std::string> read_stdout_line(std::chrono::milliseconds timeout);
 
