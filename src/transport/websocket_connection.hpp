@@ -82,6 +82,7 @@ class WebSocketConnection : public Connection,
   bool close_requested_ = false;  // flush, then send a close frame
   bool broken_ = false;           // stop writing now
   bool writer_done_ = false;
+  bool close_sent_ = false;       // a close frame is on its way (ours or Beast's echo)
 };
 
 }  // namespace pi_server::transport
