@@ -197,6 +197,16 @@ asio::awaitable<void> WebSocketConnection::writer() {
 
 void WebSocketConnection::wake_writer() { wake_.cancel(); }
 
+void WebSocketConnection::evict() {
+  log::debug("websocket_evicted", {{"conn", id_}});
+  broken_ = true;
+  boost::system::error_code ignored;
+  auto& socket = beast::get_lowest_layer(ws_).socket();
+  socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  beast::get_lowest_layer(ws_).close();
+  wake_writer();
+}
+
 void WebSocketConnection::abort_connection(const char* why) {
   if (broken_) return;
   broken_ = true;
