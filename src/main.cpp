@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   auto command_line = config::parse_command_line(argc, argv);
   if (!command_line) return command_line.failure();
   log::init(command_line->log_level, command_line->log_format);
+  transport::raise_descriptor_limit();
   ServerOptions options = std::move(command_line->options);
 
   std::error_code ec;
@@ -96,7 +97,7 @@ int main(int argc, char** argv) {
   std::shared_ptr<transport::Listener> listener;
   if (options.listen) {
     auto started = transport::start_listener(io, options.listen_host, options.listen_port, &server,
-                                             server, options.connection);
+                                             server, options.connection, options.max_connections);
     if (!started) {
       log::error("listen_failed", {{"error", started.error()}});
       std::cerr << "pi-server: " << started.error() << "\n";

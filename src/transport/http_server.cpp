@@ -1,7 +1,20 @@
-// The TCP listener: plain HTTP routes and WebSocket upgrades on one port.
+// The TCP listener: plain HTTP routes and WebSocket upgrades on one port; every accepted
+// socket counted (see Listener in transports.hpp), descriptor exhaustion shed.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
@@ -20,9 +33,95 @@ using asio::ip::tcp;
 
 namespace {
 
+// Every socket a listener accepted and has not closed, oldest first. An entry says how to
+// tell whether the socket may be closed to make room (it is not an admitted WebSocket) and
+// how to close it.
+class SocketTable {
+ public:
+  struct Entry {
+    std::function<bool()> evictable;
+    std::function<void()> close;  // closes the descriptor now
+  };
+
+  std::uint64_t add() {
+    auto id = next_id_++;
+    // Not evictable until its coroutine runs and says how to close it.
+    entries_.emplace(id, Entry{[] { return false; }, [] {}});
+    return id;
+  }
+  void set(std::uint64_t id, Entry entry) {
+    if (auto it = entries_.find(id); it != entries_.end()) it->second = std::move(entry);
+  }
+  void remove(std::uint64_t id) { entries_.erase(id); }
+  bool contains(std::uint64_t id) const { return entries_.count(id) != 0; }
+  std::size_t size() const { return entries_.size(); }
+
+  // Closes and forgets the oldest evictable socket; false if there is none.
+  bool evict_oldest() {
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (!it->second.evictable()) continue;
+      auto close = std::move(it->second.close);
+      entries_.erase(it);
+      close();
+      return true;
+    }
+    return false;
+  }
+
+ private:
+  std::map<std::uint64_t, Entry> entries_;  // ids grow: map order is age
+  std::uint64_t next_id_ = 0;
+};
+
+// Logs a warning about something that can happen thousands of times a second at most once
+// a second, with how often it happened in between.
+class RateLimitedWarning {
+ public:
+  explicit RateLimitedWarning(const char* msg) : msg_(msg) {}
+  void note(const std::string& detail, std::uint64_t total) {
+    ++pending_;
+    auto now = std::chrono::steady_clock::now();
+    if (logged_ && now - last_ < std::chrono::seconds(1)) return;
+    log::warn(msg_, {{"count", pending_}, {"total", total}, {"detail", detail}});
+    logged_ = true;
+    last_ = now;
+    pending_ = 0;
+  }
+
+ private:
+  const char* msg_;
+  bool logged_ = false;
+  std::chrono::steady_clock::time_point last_{};
+  std::uint64_t pending_ = 0;
+};
+
+// What serve_http needs of its listener; shared with every connection coroutine, so it
+// outlives the listener object if connections do.
+struct SocketAccounting {
+  SocketTable table;
+  ListenerStats stats;
+};
+
 asio::awaitable<void> serve_http(tcp::socket socket, ConnectionHandler* ws_handler,
-                                 HttpHandler& http_handler, ConnectionLimits limits) {
+                                 HttpHandler& http_handler, ConnectionLimits limits,
+                                 std::shared_ptr<SocketAccounting> accounting, std::uint64_t slot,
+                                 bool over_cap) {
+  if (!accounting->table.contains(slot)) co_return;  // listener gone meanwhile
   beast::tcp_stream stream(std::move(socket));
+  // Until the upgrade, closing to make room closes this stream.
+  accounting->table.set(slot, {[] { return true; }, [&stream] {
+                                 beast::error_code ignored;
+                                 stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+                                 stream.close();
+                               }});
+  struct Release {
+    SocketAccounting& accounting;
+    std::uint64_t slot;
+    ~Release() {
+      accounting.table.remove(slot);
+      accounting.stats.open_sockets = accounting.table.size();
+    }
+  } release{*accounting, slot};
   beast::flat_buffer buffer;
   for (;;) {
     http::request_parser<http::string_body> parser;
@@ -53,6 +152,11 @@ asio::awaitable<void> serve_http(tcp::socket socket, ConnectionHandler* ws_handl
       {
         stream.expires_never();
         auto conn = std::make_shared<WebSocketConnection>(std::move(stream), *ws_handler, limits);
+        // From here on the socket is the connection's; it may be closed to make room
+        // unless it is an admitted WebSocket (during its handshake, when the core refused
+        // it, and while it closes, it may).
+        accounting->table.set(slot, {[c = conn.get()] { return !c->admitted(); },
+                                     [c = conn.get()] { c->evict(); }});
         co_await conn->run(std::move(request));
         co_return;
       }
@@ -63,7 +167,8 @@ asio::awaitable<void> serve_http(tcp::socket socket, ConnectionHandler* ws_handl
                                                request.version()};
     response.set(http::field::server, "pi-server/" PI_SERVER_VERSION);
     response.set(http::field::content_type, answer.content_type);
-    response.keep_alive(request.keep_alive());
+    // A socket let in over the cap gets one answer, then is closed.
+    response.keep_alive(request.keep_alive() && !over_cap);
     response.body() = std::move(answer.body);
     response.prepare_payload();
     if (request.method() == http::verb::head) response.body().clear();
@@ -79,8 +184,16 @@ asio::awaitable<void> serve_http(tcp::socket socket, ConnectionHandler* ws_handl
 class TcpListener : public Listener, public std::enable_shared_from_this<TcpListener> {
  public:
   TcpListener(asio::io_context& io, ConnectionHandler* ws_handler, HttpHandler& http_handler,
-              const ConnectionLimits& limits)
-      : acceptor_(io), ws_handler_(ws_handler), http_handler_(http_handler), limits_(limits) {}
+              const ConnectionLimits& limits, std::size_t max_sockets)
+      : acceptor_(io),
+        ws_handler_(ws_handler),
+        http_handler_(http_handler),
+        limits_(limits),
+        max_sockets_(max_sockets),
+        accounting_(std::make_shared<SocketAccounting>()) {}
+  ~TcpListener() override {
+    if (reserve_fd_ >= 0) ::close(reserve_fd_);
+  }
 
   Status bind(const std::string& host, std::uint16_t port) {
     beast::error_code ec;
@@ -91,6 +204,8 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
     if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) acceptor_.bind(endpoint, ec);
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    // accept4() on the shedding path must never block.
+    if (!ec) acceptor_.native_non_blocking(true, ec);
     if (ec)
       return Status::error("cannot listen on " + host + ":" + std::to_string(port) + ": " +
                            ec.message());
@@ -98,6 +213,7 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
   }
 
   void start() {
+    reserve_fd_ = open_reserve();
     asio::co_spawn(acceptor_.get_executor(), accept_loop(shared_from_this()), log_coroutine_failure);
   }
 
@@ -112,24 +228,90 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
     beast::error_code ignored;
     acceptor_.close(ignored);
   }
+  ListenerStats stats() const override {
+    auto stats = accounting_->stats;
+    stats.open_sockets = accounting_->table.size();
+    return stats;
+  }
 
  private:
+  static int open_reserve() { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
+
+  static bool out_of_descriptors(const boost::system::error_code& ec) {
+    return ec == boost::system::errc::too_many_files_open ||
+           ec == boost::system::errc::too_many_files_open_in_system;
+  }
+
+  // Out of descriptors with none to reclaim: accept the pending connection on the reserve
+  // descriptor and close it at once, so the client learns now instead of waiting in the
+  // backlog. False if there was nothing to accept (or no reserve).
+  bool shed_one() {
+    if (reserve_fd_ < 0) reserve_fd_ = open_reserve();
+    if (reserve_fd_ < 0) return false;
+    ::close(reserve_fd_);
+    int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd >= 0) ::close(fd);
+    reserve_fd_ = open_reserve();
+    return fd >= 0;
+  }
+
+  // A connection waits in the backlog (poll needs no descriptor).
+  bool connection_pending() {
+    pollfd pfd{acceptor_.native_handle(), POLLIN, 0};
+    return ::poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN);
+  }
+
   asio::awaitable<void> accept_loop(std::shared_ptr<TcpListener> self) {
     asio::steady_timer backoff(acceptor_.get_executor());
+    auto& table = accounting_->table;
+    auto& stats = accounting_->stats;
     while (acceptor_.is_open()) {
       auto [ec, socket] = co_await acceptor_.async_accept(kTuple);
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) break;
+      if (ec && out_of_descriptors(ec)) {
+        // accept() fails with EMFILE before it looks at the queue: reclaim nothing until a
+        // connection is really waiting, then accept again (a descriptor may be free by then).
+        if (!connection_pending()) {
+          auto [wait_ec] = co_await acceptor_.async_wait(tcp::acceptor::wait_read, kTuple);
+          if (wait_ec == asio::error::operation_aborted || !acceptor_.is_open()) break;
+          if (!wait_ec) continue;
+        } else if (table.evict_oldest()) {
+          // A client is waiting: the oldest socket still in its handshake makes room.
+          ++stats.evicted_total;
+          evicted_warning_.note("out of descriptors: " + ec.message(), stats.evicted_total);
+          continue;
+        } else if (shed_one()) {
+          // Nothing to reclaim: the waiting client is closed at once.
+          ++stats.shed_total;
+          shed_warning_.note(ec.message(), stats.shed_total);
+          continue;
+        }
+      }
       if (ec) {
-        // EMFILE and friends: wait a little instead of spinning.
-        log::warn("accept_failed", {{"error", ec.message()}});
+        // Nothing to shed, or another failure: wait a little instead of spinning.
+        failed_warning_.note(ec.message(), ++accept_failures_);
         backoff.expires_after(std::chrono::milliseconds(100));
         co_await backoff.async_wait(kTuple);
         continue;
       }
+      bool over_cap = false;
+      if (max_sockets_ > 0 && table.size() >= max_sockets_) {
+        if (table.evict_oldest()) {
+          ++stats.evicted_total;
+          evicted_warning_.note("max connections (" + std::to_string(max_sockets_) + ")",
+                                stats.evicted_total);
+        } else {
+          over_cap = true;  // every socket is an admitted WebSocket: this one is refused
+        }
+      }
+      ++stats.accepted_total;
+      auto slot = table.add();
+      stats.open_sockets = table.size();
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
       asio::co_spawn(acceptor_.get_executor(),
-                     serve_http(std::move(socket), ws_handler_, http_handler_, limits_),
+                     serve_http(std::move(socket), ws_handler_, http_handler_, limits_,
+                                accounting_, slot, over_cap),
                      log_coroutine_failure);
     }
   }
@@ -138,17 +320,51 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
   ConnectionHandler* ws_handler_;
   HttpHandler& http_handler_;
   ConnectionLimits limits_;
+  std::size_t max_sockets_;
+  std::shared_ptr<SocketAccounting> accounting_;
+  int reserve_fd_ = -1;
+  std::uint64_t accept_failures_ = 0;
+  RateLimitedWarning evicted_warning_{"socket_evicted"};
+  RateLimitedWarning shed_warning_{"accept_shed"};
+  RateLimitedWarning failed_warning_{"accept_failed"};
 };
 
 }  // namespace
 
 Result<std::shared_ptr<Listener>> start_listener(
     asio::io_context& io, const std::string& host, std::uint16_t port,
-    ConnectionHandler* ws_handler, HttpHandler& http_handler, const ConnectionLimits& limits) {
-  auto listener = std::make_shared<TcpListener>(io, ws_handler, http_handler, limits);
+    ConnectionHandler* ws_handler, HttpHandler& http_handler, const ConnectionLimits& limits,
+    std::size_t max_sockets) {
+  auto listener = std::make_shared<TcpListener>(io, ws_handler, http_handler, limits, max_sockets);
   if (auto bound = listener->bind(host, port); !bound) return bound;
   listener->start();
   return std::shared_ptr<Listener>(listener);
+}
+
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    log::warn("fd_limit_unknown", {{"error", std::strerror(errno)}});
+    return;
+  }
+  rlim_t before = limit.rlim_cur;
+  rlim_t target = limit.rlim_max;
+  if (target == RLIM_INFINITY) {
+    // The kernel refuses an infinite soft limit for descriptors; its ceiling is nr_open.
+    std::ifstream nr_open("/proc/sys/fs/nr_open");
+    unsigned long value = 0;
+    target = (nr_open >> value) ? static_cast<rlim_t>(value) : before;
+  }
+  if (target > before) {
+    limit.rlim_cur = target;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+      log::warn("fd_limit_raise_failed", {{"softBefore", before}, {"hard", limit.rlim_max},
+                                          {"error", std::strerror(errno)}});
+      return;
+    }
+  }
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  log::info("fd_limit", {{"softBefore", before}, {"soft", limit.rlim_cur}, {"hard", limit.rlim_max}});
 }
 
 }  // namespace pi_server::transport

@@ -32,6 +32,21 @@ bool offers_subprotocol(std::string_view header) {
   return false;
 }
 
+// RFC 6455 §7.4: the codes a close frame may carry. Beast 1.81's is_valid_close_code
+// also accepts 5000-65535 and echoes them back; those fail the connection with 1002 here.
+// (0 is Beast's "no code in the frame", which is valid.)
+bool valid_close_code(std::uint16_t code) {
+  if (code == 0) return true;
+  if (code >= 3000 && code <= 4999) return true;
+  switch (code) {
+    case 1000: case 1001: case 1002: case 1003: case 1007: case 1008: case 1009: case 1010:
+    case 1011: case 1012: case 1013:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool expected_ending(const boost::system::error_code& ec) {
   return ec == websocket::error::closed || ec == asio::error::eof ||
          ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
@@ -58,6 +73,19 @@ asio::awaitable<void> WebSocketConnection::run(http::request<http::string_body> 
   timeouts.keep_alive_pings = true;
   ws_.set_option(timeouts);
   ws_.read_message_max(limits_.max_frame_bytes);
+  // Called by Beast on a received close frame before it echoes the code back. For a code
+  // Beast accepts but RFC 6455 does not (5000 and up), our close frame with 1002 goes
+  // first: Beast then sends no echo of its own (a close frame was already written) and the
+  // read ends once the teardown is done.
+  ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
+    if (kind != websocket::frame_type::close || close_sent_) return;
+    auto code = static_cast<std::uint16_t>(ws_.reason().code);
+    if (valid_close_code(code)) return;
+    close_sent_ = true;
+    log::warn("websocket_bad_close_code", {{"conn", id_}, {"code", code}});
+    ws_.async_close(websocket::close_code::protocol_error,
+                    [self = shared_from_this()](boost::system::error_code) {});
+  });
   bool echo_subprotocol = offers_subprotocol(request[http::field::sec_websocket_protocol]);
   ws_.set_option(websocket::stream_base::decorator([echo_subprotocol](websocket::response_type& res) {
     res.set(http::field::server, "pi-server/" PI_SERVER_VERSION);
@@ -158,7 +186,8 @@ asio::awaitable<void> WebSocketConnection::writer() {
     }
     queue_.pop();
   }
-  if (close_requested_ && !broken_) {
+  if (close_requested_ && !broken_ && !close_sent_) {
+    close_sent_ = true;
     // Close handshake; the reader then ends with websocket::error::closed.
     auto [ec] = co_await ws_.async_close(websocket::close_code::going_away, kTuple);
     if (ec) abort_connection("close failed");
@@ -167,6 +196,16 @@ asio::awaitable<void> WebSocketConnection::writer() {
 }
 
 void WebSocketConnection::wake_writer() { wake_.cancel(); }
+
+void WebSocketConnection::evict() {
+  log::debug("websocket_evicted", {{"conn", id_}});
+  broken_ = true;
+  boost::system::error_code ignored;
+  auto& socket = beast::get_lowest_layer(ws_).socket();
+  socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  beast::get_lowest_layer(ws_).close();
+  wake_writer();
+}
 
 void WebSocketConnection::abort_connection(const char* why) {
   if (broken_) return;

@@ -64,6 +64,12 @@ class WebSocketConnection : public Connection,
   void close_gracefully() override;
   std::size_t queued_bytes() const override { return queue_.bytes(); }
 
+  // Handshake done, handed to the core and kept by it: not closing, not closed. The
+  // listener never closes an admitted connection to make room for a new socket.
+  bool admitted() const { return open_ && !close_requested_ && !broken_; }
+  // Closes the socket now (the listener making room); the reader then ends as usual.
+  void evict();
+
  private:
   boost::asio::awaitable<void> writer();
   void wake_writer();
@@ -82,6 +88,7 @@ class WebSocketConnection : public Connection,
   bool close_requested_ = false;  // flush, then send a close frame
   bool broken_ = false;           // stop writing now
   bool writer_done_ = false;
+  bool close_sent_ = false;       // a close frame is on its way (ours or Beast's echo)
 };
 
 }  // namespace pi_server::transport

@@ -6,11 +6,13 @@
 #include <iostream>
 #include <thread>
 
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "agent/spawner.hpp"
 #include "daemon.hpp"
 #include "prometheus_check.hpp"
+#include "raw_socket.hpp"
 #include "session_helpers.hpp"
 #include "ws_client.hpp"
 
@@ -213,4 +215,130 @@ TEST(Limits, InboundByteRateIsLimitedPerConnectionBeforeParsing) {
   EXPECT_EQ(other["success"], true) << "another connection has its own budget";
   auto small = a.request({{"type", "list_sessions"}, {"id", "tiny"}});
   EXPECT_EQ(small["success"], true) << "small commands still fit";
+
+// Found by an attacker: --max-connections counted upgraded WebSockets only, so 200 sockets
+// that never finished their upgrade held 212 descriptors against --max-connections 50.
+// Every accepted socket counts now; at the cap the oldest one still in its handshake (or
+// plain HTTP) phase is closed to admit the new one.
+TEST(Limits, SocketsThatNeverFinishAHandshakeCountAgainstMaxConnections) {
+  Daemon d({.args = {"--max-connections", "5"}});
+  const int baseline = open_socket_count(d.pid());  // listeners
+  std::vector<RawSocket> idle;
+  for (int i = 0; i < 20; ++i) {
+    idle.emplace_back(d.port(), std::chrono::seconds(3));
+    ASSERT_TRUE(idle.back().connected());
+  }
+  // Plain HTTP keep-alive connections count too.
+  std::vector<RawSocket> keep_alive;
+  for (int i = 0; i < 5; ++i) {
+    keep_alive.emplace_back(d.port(), std::chrono::seconds(3));
+    ASSERT_TRUE(keep_alive.back().send_all("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+    std::string in;
+    ASSERT_EQ(keep_alive.back().read_until(in, [](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; }),
+              RawSocket::ReadEnd::data);
+    EXPECT_EQ(in.rfind("HTTP/1.1 200", 0), 0u);
+  }
+  // A real client is still served, and so is /healthz.
+  WsClient c(d.port());
+  auto ready = c.next();
+  ASSERT_TRUE(ready);
+  EXPECT_EQ((*ready)["type"], "server_ready");
+  EXPECT_EQ(http_get(d.port(), "/healthz").status, 200u);
+  // The oldest idle sockets were closed by the daemon.
+  EXPECT_TRUE(idle.front().closed_by_peer());
+  // At most --max-connections sockets (plus one refused one being answered) besides the
+  // listeners.
+  int sockets = open_socket_count(d.pid());
+  for (int i = 0; i < 40 && sockets > baseline + 6; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    sockets = open_socket_count(d.pid());
+  }
+  EXPECT_LE(sockets, baseline + 6) << "baseline " << baseline;
+  auto metrics = http_get(d.port(), "/metrics");
+  EXPECT_EQ(metrics.status, 200u);
+}
+
+// Raising the soft descriptor limit to the hard one at start, and saying so.
+TEST(Limits, TheSoftDescriptorLimitIsRaisedToTheHardOneAtStart) {
+  rlimit mine{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &mine), 0);
+  rlimit lowered = mine;
+  lowered.rlim_cur = std::min<rlim_t>(mine.rlim_max, 256);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);  // inherited by the daemon
+  Daemon d;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &mine), 0);
+  auto line = d.wait_log("fd_limit", std::chrono::seconds(2));
+  ASSERT_TRUE(line);
+  EXPECT_EQ((*line)["softBefore"], lowered.rlim_cur);
+  rlimit now{};
+  ASSERT_EQ(::prlimit(d.pid(), RLIMIT_NOFILE, nullptr, &now), 0);
+  EXPECT_EQ(now.rlim_cur, now.rlim_max);
+  EXPECT_EQ((*line)["soft"], now.rlim_cur);
+  EXPECT_EQ((*line)["hard"], now.rlim_max);
+}
+
+namespace {
+// Lowers the daemon's descriptor limit (soft and hard) to `headroom` above what it has open.
+void leave_descriptors(pid_t pid, int headroom) {
+  rlimit lim{};
+  lim.rlim_cur = lim.rlim_max = static_cast<rlim_t>(open_fd_count(pid) + headroom);
+  ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &lim, nullptr), 0);
+}
+}  // namespace
+
+// Found by an attacker: under a low descriptor limit idle sockets used up every descriptor,
+// the daemon logged accept_failed (EMFILE) every 100 ms and /healthz stopped answering.
+// Now the oldest socket still in its handshake makes room for the new one.
+TEST(Limits, WhenDescriptorsRunOutTheOldestHandshakeMakesRoomAndHealthzAnswers) {
+  Daemon d({.args = {"--max-connections", "1000"}});
+  leave_descriptors(d.pid(), 16);
+  std::vector<RawSocket> idle;
+  for (int i = 0; i < 40; ++i) {
+    idle.emplace_back(d.port(), std::chrono::seconds(3));
+    ASSERT_TRUE(idle.back().connected());  // the kernel's backlog takes them all
+  }
+  // At once, not after the idle sockets' 30 s read timeout has freed descriptors.
+  auto start = std::chrono::steady_clock::now();
+  HttpResult health;
+  EXPECT_NO_THROW(health = http_get(d.port(), "/healthz"));
+  EXPECT_EQ(health.status, 200u);
+  WsClient c(d.port());
+  EXPECT_TRUE(c.next());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_TRUE(idle.front().closed_by_peer());
+}
+
+// With every descriptor held by an admitted WebSocket there is nothing to close: a new
+// socket is accepted on the reserve descriptor and closed at once (shed), instead of
+// waiting in the backlog while the daemon retries accept every 100 ms.
+TEST(Limits, WhenDescriptorsRunOutAndNothingCanBeClosedNewSocketsAreShed) {
+  Daemon d({.args = {"--max-connections", "1000"}});
+  leave_descriptors(d.pid(), 4);
+  std::vector<RawSocket> clients;
+  RawSocket::ReadEnd end = RawSocket::ReadEnd::data;
+  for (int i = 0; i < 10; ++i) {
+    RawSocket s(d.port(), std::chrono::seconds(3));
+    ASSERT_TRUE(s.connected());
+    std::string in;
+    if (!s.send_all("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    "Sec-WebSocket-Version: 13\r\n\r\n")) {
+      end = RawSocket::ReadEnd::error;
+      break;
+    }
+    end = s.read_until(in, [](const std::string& b) { return b.find("server_ready") != std::string::npos; });
+    if (end != RawSocket::ReadEnd::data) break;
+    clients.push_back(std::move(s));
+  }
+  EXPECT_GE(clients.size(), 1u);
+  EXPECT_LT(clients.size(), 10u);
+  EXPECT_TRUE(end == RawSocket::ReadEnd::eof || end == RawSocket::ReadEnd::error)
+      << "the socket over the limit was left waiting instead of being closed";
+  EXPECT_TRUE(d.wait_log("accept_shed", std::chrono::seconds(2)));
+  // One client leaves: its descriptor serves the next request.
+  clients.pop_back();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  HttpResult health;
+  EXPECT_NO_THROW(health = http_get(d.port(), "/healthz"));
+  EXPECT_EQ(health.status, 200u);
 }

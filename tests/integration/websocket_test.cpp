@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "daemon.hpp"
+#include "raw_socket.hpp"
 #include "session_helpers.hpp"
 #include "ws_client.hpp"
 
@@ -277,6 +278,35 @@ TEST(WebSocket, InvalidUtf8ClosesWith1007) {
   c.send_text(std::string("{\"type\":\"list_sessions\",\"x\":\"\xff\xfe\"}"));
   EXPECT_FALSE(c.next(std::chrono::seconds(5)));
   EXPECT_EQ(c.close_code(), 1007);
+}
+
+// Found by an attacker: Beast 1.81 echoed a close frame with code 5000 or 65535 (its
+// is_valid_close_code accepts everything from 3000 up). RFC 6455 §7.4: codes from 5000 up
+// are invalid, and a close frame carrying one fails the connection with 1002.
+TEST(WebSocket, InvalidCloseCodesGetProtocolError1002) {
+  Daemon d;
+  auto close_reply = [&](std::uint16_t code) -> std::optional<int> {
+    RawSocket s(d.port());
+    std::string in;
+    if (!s.connected() || !s.websocket_handshake(in)) return std::nullopt;
+    // server_ready first, then our close frame.
+    s.read_until(in, [](const std::string& b) { return b.find("server_ready") != std::string::npos; });
+    in.clear();
+    if (!s.send_all(masked_close_frame(code))) return std::nullopt;
+    s.read_until(in, [](const std::string& b) { return find_close_code(b).has_value(); });
+    return find_close_code(in);
+  };
+  for (std::uint16_t code : {5000, 65535, 999, 1005, 2999}) {
+    SCOPED_TRACE(code);
+    EXPECT_EQ(close_reply(code), 1002);
+  }
+  // Valid codes are echoed (1000-1003, 1007-1011, registered 1012/1013, 3000-4999).
+  for (std::uint16_t code : {1000, 1001, 3000, 4000, 4999}) {
+    SCOPED_TRACE(code);
+    EXPECT_EQ(close_reply(code), code);
+  }
+  WsClient c(d.port());
+  EXPECT_TRUE(c.next());
 }
 
 TEST(WebSocket, SubscribersShareIdenticalFrames) {
