@@ -141,6 +141,7 @@ Target start_target(const std::string& binary, int subscribers) {
   t.daemon = std::make_unique<Daemon>(Daemon::Options{
       .args = {"--rate-limit", "1000000", "--rate-burst", "1000000", "--outbound-high-water-bytes",
                "2000000000", "--outbound-hard-cap-bytes", "4000000000"},
+      .env = {},
       .binary = binary});
   for (int i = 0; i < subscribers; ++i) {
     t.subs.push_back(std::make_unique<WsClient>(t.daemon->port()));

@@ -215,6 +215,7 @@ TEST(Limits, InboundByteRateIsLimitedPerConnectionBeforeParsing) {
   EXPECT_EQ(other["success"], true) << "another connection has its own budget";
   auto small = a.request({{"type", "list_sessions"}, {"id", "tiny"}});
   EXPECT_EQ(small["success"], true) << "small commands still fit";
+}
 
 // Found by an attacker: --max-connections counted upgraded WebSockets only, so 200 sockets
 // that never finished their upgrade held 212 descriptors against --max-connections 50.
