@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "pi_server/error_code.hpp"
+#include "pi_server/principal.hpp"
 
 namespace pi_server {
 
@@ -36,6 +37,9 @@ class Connection {
   virtual std::uint64_t id() const = 0;
   // "websocket" or "stdio".
   virtual std::string_view transport() const = 0;
+  // Who this connection acts for, fixed when it opened (authentication at the upgrade;
+  // stdio and unauthenticated listeners act for the implicit "local" principal).
+  virtual const Principal& principal() const { return local_principal(); }
 
   // Queues a response or server event. Never dropped for backpressure; a connection
   // whose queue exceeds its hard cap is closed instead.

@@ -179,6 +179,7 @@ void Server::on_message(Connection& connection, std::string_view text) {
   reliability::Submission submission;
   submission.envelope = std::move(parsed.value());
   submission.connection_id = connection.id();
+  submission.principal = connection.principal().name;
   submission.lifecycle_events = commands_.wants_lifecycle_events(connection.id());
   pipeline_.submit(std::move(submission));
 }
