@@ -80,8 +80,15 @@ Status RequestGate::load_credentials() {
       log::warn("token_file_empty", {{"path", options_.tokens_file.string()}});
     tokens = std::move(table.value());
   }
+  std::optional<JwtVerifier> jwt;
+  if (!options_.jwt_hs256_secret_file.empty() || !options_.jwt_public_key_file.empty()) {
+    auto verifier = JwtVerifier::load(options_);
+    if (!verifier) return verifier.status();
+    jwt = std::move(verifier.value());
+  }
   // Only now, with every file read, does the new set replace the old one.
   tokens_ = std::move(tokens);
+  jwt_ = std::move(jwt);
   return Status::ok();
 }
 
@@ -93,7 +100,9 @@ void RequestGate::reload() {
     return;
   }
   ++stats_.reloads;
-  log::info("credentials_reloaded", {{"tokens", tokens_ ? tokens_->size() : 0}});
+  log::info("credentials_reloaded",
+            {{"tokens", tokens_ ? tokens_->size() : 0},
+             {"jwt", jwt_ ? std::string(to_string(jwt_->algorithm())) : std::string("off")}});
 }
 
 bool RequestGate::origin_allowed(std::string_view origin) const {
@@ -104,6 +113,8 @@ bool RequestGate::origin_allowed(std::string_view origin) const {
 Result<Principal, Refusal> RequestGate::authenticate(std::string_view token) {
   if (tokens_)
     if (auto principal = tokens_->find(token)) return *principal;
+  if (jwt_ && std::count(token.begin(), token.end(), '.') == 2)
+    return jwt_->verify(token, clock_.system_now());
   return Refusal::bad_token;
 }
 

@@ -7,6 +7,8 @@
 //   Origin (upgrades)      present and not allowed: 403 (a web page must not drive the daemon);
 //   credentials            with authentication on, a WebSocket upgrade (and /metrics with
 //                          --metrics-auth) needs a bearer token: 401 without a good one.
+//                          A token in the token file wins; otherwise, with a JWT key, a
+//                          token of JWT shape is verified as one.
 // The bearer token comes from "Authorization: Bearer T" or, for browsers that cannot set
 // headers, the subprotocol "bearer.T" offered next to "pi-server.v1". Tokens are never
 // logged; refusals are counted by reason (AuthStats) and logged per address, rate-limited.
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "auth/host_check.hpp"
+#include "auth/jwt_verifier.hpp"
 #include "auth/refusal.hpp"
 #include "auth/refusal_log.hpp"
 #include "auth/token_table.hpp"
@@ -61,6 +64,7 @@ class RequestGate : public Authenticator {
   RefusalLog refusal_log_;
   HostCheck host_check_;
   std::optional<TokenTable> tokens_;
+  std::optional<JwtVerifier> jwt_;
 };
 
 }  // namespace pi_server::auth

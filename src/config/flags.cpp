@@ -75,6 +75,17 @@ Result<CommandLine, int> parse_command_line(int argc, char** argv) {
   app.add_option("--auth-tokens", auth.tokens_file,
                  "Token file: lines 'TOKEN PRINCIPAL [admin]' (sha256:<hex> for hashed tokens); "
                  "reloaded on SIGHUP");
+  std::uint64_t jwt_skew_seconds = auth.jwt_clock_skew.count();
+  app.add_option("--jwt-hs256-secret-file", auth.jwt_hs256_secret_file,
+                 "Accept JWTs signed with HS256 and this secret (at least 32 bytes); reloaded on SIGHUP");
+  app.add_option("--jwt-public-key", auth.jwt_public_key_file,
+                 "Accept JWTs signed for this PEM public key (RSA: RS256, EC P-256: ES256); "
+                 "reloaded on SIGHUP");
+  app.add_option("--jwt-audience", auth.jwt_audience, "A JWT's aud must contain this");
+  app.add_option("--jwt-issuer", auth.jwt_issuer, "A JWT's iss must be this");
+  app.add_option("--jwt-clock-skew-seconds", jwt_skew_seconds,
+                 "Clock difference allowed in a JWT's exp, nbf and iat checks")
+      ->capture_default_str();
   app.add_flag("--metrics-auth", auth.metrics_auth,
                "GET /metrics needs the same credentials as a WebSocket upgrade");
   app.add_flag("--insecure-no-auth", auth.insecure_no_auth,
@@ -219,6 +230,12 @@ Result<CommandLine, int> parse_command_line(int argc, char** argv) {
                         " without authentication: give --auth-tokens or a JWT key "
                         "(or --insecure-no-auth)");
   }
+  auth.jwt_clock_skew = std::chrono::seconds(jwt_skew_seconds);
+  if (!auth.jwt_hs256_secret_file.empty() && !auth.jwt_public_key_file.empty())
+    return fail_usage("--jwt-hs256-secret-file and --jwt-public-key exclude each other");
+  bool jwt_on = !auth.jwt_hs256_secret_file.empty() || !auth.jwt_public_key_file.empty();
+  if (!jwt_on && (!auth.jwt_audience.empty() || !auth.jwt_issuer.empty()))
+    return fail_usage("--jwt-audience and --jwt-issuer need --jwt-hs256-secret-file or --jwt-public-key");
   if (auth.metrics_auth && !auth.enabled())
     return fail_usage("--metrics-auth needs --auth-tokens or a JWT key");
   if (!options.listen && !options.stdio)
