@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
   if (options.listen) {
     auto started = transport::start_listener(io, options.listen_host, options.listen_port, &server,
                                              server, gate->get(), options.connection,
-                                             options.max_connections);
+                                             options.max_connections, options.tls);
     if (!started) {
       log::error("listen_failed", {{"error", started.error()}});
       std::cerr << "pi-server: " << started.error() << "\n";
@@ -154,6 +154,12 @@ int main(int argc, char** argv) {
     if (ec) return;
     log::info("sighup_reload");
     gate.value()->reload();
+    if (listener && options.tls.enabled()) {
+      if (auto reloaded = listener->reload_tls(); !reloaded)
+        log::error("tls_reload_failed", {{"error", reloaded.message()}});
+      else
+        log::info("tls_reloaded", {{"cert", options.tls.cert_file.string()}});
+    }
     hangup.async_wait(on_hangup);
   };
   hangup.async_wait(on_hangup);
@@ -163,6 +169,7 @@ int main(int argc, char** argv) {
   server.set_ready(true);
   if (listener)
     log::info("listening", {{"address", listener->address()},
+                            {"tls", options.tls.enabled()},
                             {"stateDir", options.state_dir.string()},
                             {"version", PI_SERVER_VERSION}});
   else

@@ -86,6 +86,9 @@ Result<CommandLine, int> parse_command_line(int argc, char** argv) {
   app.add_option("--jwt-clock-skew-seconds", jwt_skew_seconds,
                  "Clock difference allowed in a JWT's exp, nbf and iat checks")
       ->capture_default_str();
+  app.add_option("--tls-cert", options.tls.cert_file,
+                 "PEM certificate (chain): serve wss:// and https:// only (TLS 1.2+); reloaded on SIGHUP");
+  app.add_option("--tls-key", options.tls.key_file, "PEM private key for --tls-cert");
   app.add_flag("--metrics-auth", auth.metrics_auth,
                "GET /metrics needs the same credentials as a WebSocket upgrade");
   app.add_flag("--insecure-no-auth", auth.insecure_no_auth,
@@ -231,6 +234,8 @@ Result<CommandLine, int> parse_command_line(int argc, char** argv) {
                         "(or --insecure-no-auth)");
   }
   auth.jwt_clock_skew = std::chrono::seconds(jwt_skew_seconds);
+  if (options.tls.cert_file.empty() != options.tls.key_file.empty())
+    return fail_usage("--tls-cert and --tls-key go together");
   if (!auth.jwt_hs256_secret_file.empty() && !auth.jwt_public_key_file.empty())
     return fail_usage("--jwt-hs256-secret-file and --jwt-public-key exclude each other");
   bool jwt_on = !auth.jwt_hs256_secret_file.empty() || !auth.jwt_public_key_file.empty();

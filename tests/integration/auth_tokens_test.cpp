@@ -7,7 +7,6 @@
 #include <fstream>
 #include <thread>
 
-#include "agent/spawner.hpp"
 #include "auth/crypto.hpp"
 #include "daemon.hpp"
 #include "ws_client.hpp"
@@ -45,24 +44,6 @@ std::optional<json> opened_as(Daemon& d, const std::string& principal) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return std::nullopt;
-}
-
-// Runs the daemon binary with these flags until it exits; its exit code and stderr.
-std::pair<int, std::string> run_to_exit(std::vector<std::string> args) {
-  TempDir state;
-  agent::SpawnRequest req;
-  req.argv = {daemon_binary(), "--state-dir", state.path()};
-  req.argv.insert(req.argv.end(), args.begin(), args.end());
-  auto spawned = agent::spawn_process(req);
-  if (!spawned) throw std::runtime_error(spawned.error());
-  auto p = spawned.value();
-  std::string err;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(p.stderr_fd, buf, sizeof buf)) > 0;) err.append(buf, n);
-  siginfo_t info{};
-  ::waitid(P_PID, static_cast<id_t>(p.pid), &info, WEXITED);
-  for (int fd : {p.pidfd, p.stdin_fd, p.stdout_fd, p.stderr_fd}) ::close(fd);
-  return {info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status, err};
 }
 
 }  // namespace
@@ -190,22 +171,22 @@ TEST(AuthTokens, MetricsAuthPutsMetricsBehindTheTokensButNotTheProbes) {
 
 TEST(AuthTokens, ABadTokenFileAtStartExits2) {
   TokenFile tokens("tok alice superuser\n");
-  auto [code, err] = run_to_exit({"--listen", "127.0.0.1:0", "--auth-tokens", tokens.path()});
+  auto [code, err] = run_daemon_to_exit({"--listen", "127.0.0.1:0", "--auth-tokens", tokens.path()});
   EXPECT_EQ(code, 2);
   EXPECT_NE(err.find("third field must be 'admin'"), std::string::npos) << err;
   auto [missing_code, missing_err] =
-      run_to_exit({"--listen", "127.0.0.1:0", "--auth-tokens", "/nonexistent/tokens"});
+      run_daemon_to_exit({"--listen", "127.0.0.1:0", "--auth-tokens", "/nonexistent/tokens"});
   EXPECT_EQ(missing_code, 2);
   EXPECT_NE(missing_err.find("cannot read token file"), std::string::npos) << missing_err;
 }
 
 TEST(SafeBind, NonLoopbackWithoutAuthExits2WithTheReason) {
-  auto [code, err] = run_to_exit({"--listen", "0.0.0.0:0"});
+  auto [code, err] = run_daemon_to_exit({"--listen", "0.0.0.0:0"});
   EXPECT_EQ(code, 2);
   EXPECT_NE(err.find("refusing to listen on non-loopback 0.0.0.0 without authentication"),
             std::string::npos)
       << err;
-  auto [metrics_code, metrics_err] = run_to_exit({"--listen", "127.0.0.1:0", "--metrics-auth"});
+  auto [metrics_code, metrics_err] = run_daemon_to_exit({"--listen", "127.0.0.1:0", "--metrics-auth"});
   EXPECT_EQ(metrics_code, 2);
   EXPECT_NE(metrics_err.find("--metrics-auth needs"), std::string::npos) << metrics_err;
 }

@@ -94,6 +94,10 @@ class Daemon {
   std::thread stderr_thread_;
 };
 
+// Runs the daemon binary with these flags (and a fresh --state-dir) until it exits: its
+// exit code and everything it wrote to stderr. For flags that must make it refuse to start.
+std::pair<int, std::string> run_daemon_to_exit(const std::vector<std::string>& args);
+
 // True while a process with this pid exists (zombies count as gone only once reaped).
 bool process_exists(pid_t pid);
 

@@ -134,7 +134,9 @@ HttpResult try_upgrade(std::uint16_t port, const ClientOptions& options) {
   auto impl = std::make_unique<WsClient::Impl>();
   websocket::response_type res;
   auto ec = impl->open(port, options, res);
-  if (res.result_int() == 0)
+  // Any failure but a declined upgrade means no HTTP answer was read (res is then a
+  // default-constructed 200, not the server's).
+  if (ec && ec != websocket::error::upgrade_declined)
     throw std::runtime_error("no HTTP answer to the upgrade: " + ec.message());
   return to_result(res);
 }
@@ -147,6 +149,16 @@ WsClient::WsClient(std::uint16_t port, const ClientOptions& options)
     throw std::runtime_error("websocket handshake failed: " + ec.message() + " (HTTP " +
                              std::to_string(res.result_int()) + ")");
   accepted_subprotocol_ = std::string(res[http::field::sec_websocket_protocol]);
+}
+
+std::string WsClient::peer_certificate_subject() const {
+  if (!impl_->tls) return "";
+  X509* cert = SSL_get1_peer_certificate(impl_->tls->next_layer().native_handle());
+  if (!cert) return "";
+  char name[512] = {};
+  X509_NAME_oneline(X509_get_subject_name(cert), name, sizeof name);
+  X509_free(cert);
+  return name;
 }
 
 WsClient::~WsClient() {

@@ -42,6 +42,8 @@ class WsClient {
 
   // The subprotocol the server chose (Sec-WebSocket-Protocol of its 101), or empty.
   const std::string& accepted_subprotocol() const { return accepted_subprotocol_; }
+  // wss://: the server certificate's subject ("/CN=localhost"); empty for ws://.
+  std::string peer_certificate_subject() const;
 
   void send(const nlohmann::json& command);
   void send_text(const std::string& text);
