@@ -14,6 +14,7 @@
 #include <map>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -29,6 +30,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace websocket = beast::websocket;
+namespace ssl = asio::ssl;
 using asio::ip::tcp;
 
 namespace {
@@ -102,18 +104,116 @@ struct SocketAccounting {
   ListenerStats stats;
 };
 
-asio::awaitable<void> serve_http(tcp::socket socket, ConnectionHandler* ws_handler,
-                                 HttpHandler& http_handler, ConnectionLimits limits,
-                                 std::shared_ptr<SocketAccounting> accounting, std::uint64_t slot,
-                                 bool over_cap) {
-  if (!accounting->table.contains(slot)) co_return;  // listener gone meanwhile
-  beast::tcp_stream stream(std::move(socket));
-  // Until the upgrade, closing to make room closes this stream.
-  accounting->table.set(slot, {[] { return true; }, [&stream] {
-                                 beast::error_code ignored;
-                                 stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-                                 stream.close();
-                               }});
+// Everything one accepted socket needs from its listener.
+struct ServeContext {
+  ConnectionHandler* ws_handler;
+  HttpHandler& http_handler;
+  Authenticator* authenticator;
+  ConnectionLimits limits;
+  std::shared_ptr<SocketAccounting> accounting;
+  std::uint64_t slot;
+  bool over_cap;
+};
+
+// Until the upgrade, closing to make room closes this stream's socket.
+template <class Stream>
+void closable_until_upgrade(ServeContext& ctx, Stream& stream) {
+  ctx.accounting->table.set(ctx.slot, {[] { return true; }, [&stream] {
+                                         auto& lowest = beast::get_lowest_layer(stream);
+                                         beast::error_code ignored;
+                                         lowest.socket().shutdown(tcp::socket::shutdown_both, ignored);
+                                         lowest.close();
+                                       }});
+}
+
+void shutdown_send(lingering::Stream& stream) {
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+// HTTP requests on one connection (ws:// or wss://, http:// or https://) until it closes
+// or upgrades to a WebSocket, which then owns the stream.
+template <class Stream>
+asio::awaitable<void> serve_requests(Stream& stream, ServeContext& ctx) {
+  auto& lowest = beast::get_lowest_layer(stream);
+  auto* ws_handler = ctx.ws_handler;
+  auto* authenticator = ctx.authenticator;
+  const auto& limits = ctx.limits;
+  beast::flat_buffer buffer;
+  for (;;) {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(16 * 1024);
+    // The demo model's listener receives whole conversations; the public port does not.
+    parser.body_limit(ws_handler ? 64 * 1024 : 64u << 20);
+    lowest.expires_after(std::chrono::seconds(30));
+    auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
+    if (ec) co_return;  // eof, timeout or a malformed request: just close
+    auto request = parser.release();
+    bool upgrade = websocket::is_upgrade(request) && ws_handler;
+    Principal principal;
+    if (authenticator) {
+      beast::error_code ep_ec;
+      auto remote = lowest.socket().remote_endpoint(ep_ec);
+      std::string remote_address = ep_ec ? "unknown" : remote.address().to_string();
+      RequestFacts facts;
+      facts.websocket_upgrade = upgrade;
+      facts.target = request.target();
+      facts.host = request[http::field::host];
+      facts.has_origin = request.find(http::field::origin) != request.end();
+      facts.origin = request[http::field::origin];
+      facts.authorization = request[http::field::authorization];
+      facts.websocket_protocols = request[http::field::sec_websocket_protocol];
+      facts.remote_address = remote_address;
+      auto admission = authenticator->admit(facts);
+      if (!admission.admitted()) {
+        http::response<http::string_body> refused{static_cast<http::status>(admission.status),
+                                                  request.version()};
+        refused.set(http::field::server, "pi-server/" PI_SERVER_VERSION);
+        refused.set(http::field::content_type, "application/json");
+        if (admission.status == 401) refused.set(http::field::www_authenticate, "Bearer");
+        refused.body() = std::move(admission.body);
+        refused.keep_alive(false);
+        refused.prepare_payload();
+        co_await http::async_write(stream, refused, kTuple);
+        shutdown_send(lowest);
+        co_return;
+      }
+      principal = std::move(admission.principal);
+    }
+    if (upgrade) {
+      lowest.expires_never();
+      auto conn = std::make_shared<BasicWebSocketConnection<Stream>>(
+          std::move(stream), *ws_handler, limits, std::move(principal));
+      // From here on the socket is the connection's; it may be closed to make room
+      // unless it is an admitted WebSocket (during its handshake, when the core refused
+      // it, and while it closes, it may).
+      ctx.accounting->table.set(ctx.slot, {[c = conn.get()] { return !c->admitted(); },
+                                           [c = conn.get()] { c->evict(); }});
+      co_await conn->run(std::move(request));
+      co_return;
+    }
+    HttpAnswer answer = ctx.http_handler.handle_http(request.method_string(), request.target(),
+                                                 request.body());
+    http::response<http::string_body> response{static_cast<http::status>(answer.status),
+                                               request.version()};
+    response.set(http::field::server, "pi-server/" PI_SERVER_VERSION);
+    response.set(http::field::content_type, answer.content_type);
+    // A socket let in over the cap gets one answer, then is closed.
+    response.keep_alive(request.keep_alive() && !ctx.over_cap);
+    response.body() = std::move(answer.body);
+    response.prepare_payload();
+    if (request.method() == http::verb::head) response.body().clear();
+    auto [wec, wn] = co_await http::async_write(stream, response, kTuple);
+    if (wec || !response.keep_alive()) {
+      shutdown_send(lowest);
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<void> serve_http(tcp::socket socket, ServeContext ctx,
+                                 std::shared_ptr<ssl::context> tls) {
+  if (!ctx.accounting->table.contains(ctx.slot)) co_return;  // listener gone meanwhile
   struct Release {
     SocketAccounting& accounting;
     std::uint64_t slot;
@@ -121,73 +221,58 @@ asio::awaitable<void> serve_http(tcp::socket socket, ConnectionHandler* ws_handl
       accounting.table.remove(slot);
       accounting.stats.open_sockets = accounting.table.size();
     }
-  } release{*accounting, slot};
-  beast::flat_buffer buffer;
-  for (;;) {
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(16 * 1024);
-    // The demo model's listener receives whole conversations; the public port does not.
-    parser.body_limit(ws_handler ? 64 * 1024 : 64u << 20);
-    stream.expires_after(std::chrono::seconds(30));
-    auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
-    if (ec) co_return;  // eof, timeout or a malformed request: just close
-    auto request = parser.release();
-    if (websocket::is_upgrade(request) && ws_handler) {
-      auto origin = request[http::field::origin];
-      bool allowed = origin.empty() ||
-                     std::find(limits.allowed_origins.begin(), limits.allowed_origins.end(),
-                               std::string_view(origin)) != limits.allowed_origins.end();
-      if (!allowed) {
-        log::warn("origin_refused", {{"origin", std::string(origin.substr(0, 200))}});
-        http::response<http::string_body> refused{http::status::forbidden, request.version()};
-        refused.set(http::field::content_type, "application/json");
-        refused.body() = R"({"error":"origin not allowed"})";
-        refused.keep_alive(false);
-        refused.prepare_payload();
-        co_await http::async_write(stream, refused, kTuple);
-        beast::error_code ignored;
-        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-        co_return;
-      }
-      {
-        stream.expires_never();
-        auto conn = std::make_shared<WebSocketConnection>(std::move(stream), *ws_handler, limits);
-        // From here on the socket is the connection's; it may be closed to make room
-        // unless it is an admitted WebSocket (during its handshake, when the core refused
-        // it, and while it closes, it may).
-        accounting->table.set(slot, {[c = conn.get()] { return !c->admitted(); },
-                                     [c = conn.get()] { c->evict(); }});
-        co_await conn->run(std::move(request));
-        co_return;
-      }
-    }
-    HttpAnswer answer = http_handler.handle_http(request.method_string(), request.target(),
-                                                 request.body());
-    http::response<http::string_body> response{static_cast<http::status>(answer.status),
-                                               request.version()};
-    response.set(http::field::server, "pi-server/" PI_SERVER_VERSION);
-    response.set(http::field::content_type, answer.content_type);
-    // A socket let in over the cap gets one answer, then is closed.
-    response.keep_alive(request.keep_alive() && !over_cap);
-    response.body() = std::move(answer.body);
-    response.prepare_payload();
-    if (request.method() == http::verb::head) response.body().clear();
-    auto [wec, wn] = co_await http::async_write(stream, response, kTuple);
-    if (wec || !response.keep_alive()) {
-      beast::error_code ignored;
-      stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-      co_return;
-    }
+  } release{*ctx.accounting, ctx.slot};
+  lingering::Stream tcp_stream(std::move(socket));
+  if (!tls) {
+    closable_until_upgrade(ctx, tcp_stream);
+    co_await serve_requests(tcp_stream, ctx);
+    co_return;
   }
+  // TLS: the handshake first; a client that speaks plain HTTP or ws:// here fails it and is
+  // closed without an answer. The context is the one current at accept (SIGHUP swaps it for
+  // new connections only); `tls` keeps it alive for this connection's handshake.
+  TlsStream stream(std::move(tcp_stream), *tls);
+  closable_until_upgrade(ctx, stream);
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
+  auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, kTuple);
+  if (ec) {
+    log::debug("tls_handshake_failed", {{"error", ec.message()}});
+    co_return;
+  }
+  co_await serve_requests(stream, ctx);
+}
+
+// A server context from PEM files: TLS 1.2 or later, the key checked against the
+// certificate. Fails with the file and OpenSSL's reason.
+Result<std::shared_ptr<ssl::context>> make_tls_context(const TlsOptions& options) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  beast::error_code ec;
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                       ssl::context::single_dh_use,
+                   ec);
+  if (!ec && SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION) != 1)
+    return Status::error("cannot require TLS 1.2");
+  if (!ec) ctx->use_certificate_chain_file(options.cert_file.string(), ec);
+  if (ec)
+    return Status::error("TLS certificate " + options.cert_file.string() + ": " + ec.message());
+  ctx->use_private_key_file(options.key_file.string(), ssl::context::pem, ec);
+  if (ec) return Status::error("TLS key " + options.key_file.string() + ": " + ec.message());
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
+    return Status::error("TLS key " + options.key_file.string() + " does not match the certificate " +
+                         options.cert_file.string());
+  return ctx;
 }
 
 class TcpListener : public Listener, public std::enable_shared_from_this<TcpListener> {
  public:
   TcpListener(asio::io_context& io, ConnectionHandler* ws_handler, HttpHandler& http_handler,
-              const ConnectionLimits& limits, std::size_t max_sockets)
+              Authenticator* authenticator, const ConnectionLimits& limits,
+              std::size_t max_sockets)
       : acceptor_(io),
         ws_handler_(ws_handler),
         http_handler_(http_handler),
+        authenticator_(authenticator),
         limits_(limits),
         max_sockets_(max_sockets),
         accounting_(std::make_shared<SocketAccounting>()) {}
@@ -232,6 +317,22 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
     auto stats = accounting_->stats;
     stats.open_sockets = accounting_->table.size();
     return stats;
+  }
+
+  Status use_tls(const TlsOptions& options) {
+    auto context = make_tls_context(options);
+    if (!context) return context.status();
+    tls_options_ = options;
+    tls_ = std::move(context.value());
+    return Status::ok();
+  }
+
+  Status reload_tls() override {
+    if (!tls_) return Status::ok();
+    auto context = make_tls_context(tls_options_);
+    if (!context) return context.status();
+    tls_ = std::move(context.value());  // connections in flight keep theirs
+    return Status::ok();
   }
 
  private:
@@ -310,8 +411,10 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
       asio::co_spawn(acceptor_.get_executor(),
-                     serve_http(std::move(socket), ws_handler_, http_handler_, limits_,
-                                accounting_, slot, over_cap),
+                     serve_http(std::move(socket),
+                                ServeContext{ws_handler_, http_handler_, authenticator_, limits_,
+                                             accounting_, slot, over_cap},
+                                tls_),
                      log_coroutine_failure);
     }
   }
@@ -319,9 +422,12 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
   tcp::acceptor acceptor_;
   ConnectionHandler* ws_handler_;
   HttpHandler& http_handler_;
+  Authenticator* authenticator_;
   ConnectionLimits limits_;
   std::size_t max_sockets_;
   std::shared_ptr<SocketAccounting> accounting_;
+  TlsOptions tls_options_;
+  std::shared_ptr<ssl::context> tls_;  // null: plain ws:// and http://
   int reserve_fd_ = -1;
   std::uint64_t accept_failures_ = 0;
   RateLimitedWarning evicted_warning_{"socket_evicted"};
@@ -333,9 +439,12 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
 
 Result<std::shared_ptr<Listener>> start_listener(
     asio::io_context& io, const std::string& host, std::uint16_t port,
-    ConnectionHandler* ws_handler, HttpHandler& http_handler, const ConnectionLimits& limits,
-    std::size_t max_sockets) {
-  auto listener = std::make_shared<TcpListener>(io, ws_handler, http_handler, limits, max_sockets);
+    ConnectionHandler* ws_handler, HttpHandler& http_handler, Authenticator* authenticator,
+    const ConnectionLimits& limits, std::size_t max_sockets, const TlsOptions& tls) {
+  auto listener = std::make_shared<TcpListener>(io, ws_handler, http_handler, authenticator,
+                                                limits, max_sockets);
+  if (tls.enabled())
+    if (auto loaded = listener->use_tls(tls); !loaded) return loaded;
   if (auto bound = listener->bind(host, port); !bound) return bound;
   listener->start();
   return std::shared_ptr<Listener>(listener);

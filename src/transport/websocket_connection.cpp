@@ -3,6 +3,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <vector>
 
 #include "observability/log.hpp"
@@ -55,17 +56,22 @@ bool expected_ending(const boost::system::error_code& ec) {
 
 }  // namespace
 
-WebSocketConnection::WebSocketConnection(beast::tcp_stream stream, ConnectionHandler& handler,
-                                         const ConnectionLimits& limits)
+template <class NextLayer>
+BasicWebSocketConnection<NextLayer>::BasicWebSocketConnection(NextLayer stream,
+                                                              ConnectionHandler& handler,
+                                                              const ConnectionLimits& limits,
+                                                              Principal principal)
     : id_(next_connection_id()),
-      ws_(stream.release_socket()),
+      ws_(std::move(stream)),
       handler_(handler),
       limits_(limits),
+      principal_(std::move(principal)),
       queue_(limits.high_water_bytes, limits.hard_cap_bytes),
       wake_(ws_.get_executor()) {}
 
-asio::awaitable<void> WebSocketConnection::run(http::request<http::string_body> request) {
-  auto self = shared_from_this();
+template <class NextLayer>
+asio::awaitable<void> BasicWebSocketConnection<NextLayer>::run(http::request<http::string_body> request) {
+  auto self = this->shared_from_this();
   websocket::stream_base::timeout timeouts;
   timeouts.handshake_timeout = std::chrono::seconds(30);
   // Heartbeat: Beast pings after half the idle time and closes if nothing comes back.
@@ -84,7 +90,7 @@ asio::awaitable<void> WebSocketConnection::run(http::request<http::string_body> 
     close_sent_ = true;
     log::warn("websocket_bad_close_code", {{"conn", id_}, {"code", code}});
     ws_.async_close(websocket::close_code::protocol_error,
-                    [self = shared_from_this()](boost::system::error_code) {});
+                    [self = this->shared_from_this()](boost::system::error_code) {});
   });
   bool echo_subprotocol = offers_subprotocol(request[http::field::sec_websocket_protocol]);
   ws_.set_option(websocket::stream_base::decorator([echo_subprotocol](websocket::response_type& res) {
@@ -133,8 +139,9 @@ asio::awaitable<void> WebSocketConnection::run(http::request<http::string_body> 
   co_await linger();
 }
 
-asio::awaitable<void> WebSocketConnection::linger() {
-  auto self = shared_from_this();
+template <class NextLayer>
+asio::awaitable<void> BasicWebSocketConnection<NextLayer>::linger() {
+  auto self = this->shared_from_this();
   auto& stream = beast::get_lowest_layer(ws_);
   if (!stream.socket().is_open()) co_return;  // aborted or timed out: nothing to drain
   boost::system::error_code ignored;
@@ -164,8 +171,9 @@ asio::awaitable<void> WebSocketConnection::linger() {
                                                        : "read error"}});
 }
 
-asio::awaitable<void> WebSocketConnection::writer() {
-  auto self = shared_from_this();
+template <class NextLayer>
+asio::awaitable<void> BasicWebSocketConnection<NextLayer>::writer() {
+  auto self = this->shared_from_this();
   while (!broken_) {
     if (queue_.empty()) {
       if (close_requested_) break;
@@ -195,9 +203,11 @@ asio::awaitable<void> WebSocketConnection::writer() {
   writer_done_ = true;
 }
 
-void WebSocketConnection::wake_writer() { wake_.cancel(); }
+template <class NextLayer>
+void BasicWebSocketConnection<NextLayer>::wake_writer() { wake_.cancel(); }
 
-void WebSocketConnection::evict() {
+template <class NextLayer>
+void BasicWebSocketConnection<NextLayer>::evict() {
   log::debug("websocket_evicted", {{"conn", id_}});
   broken_ = true;
   boost::system::error_code ignored;
@@ -207,7 +217,8 @@ void WebSocketConnection::evict() {
   wake_writer();
 }
 
-void WebSocketConnection::abort_connection(const char* why) {
+template <class NextLayer>
+void BasicWebSocketConnection<NextLayer>::abort_connection(const char* why) {
   if (broken_) return;
   broken_ = true;
   log::debug("websocket_abort", {{"conn", id_}, {"why", why}});
@@ -217,7 +228,8 @@ void WebSocketConnection::abort_connection(const char* why) {
   wake_writer();
 }
 
-SendStatus WebSocketConnection::send_control(Frame frame) {
+template <class NextLayer>
+SendStatus BasicWebSocketConnection<NextLayer>::send_control(Frame frame) {
   if (!open_ || broken_) return SendStatus::closed;
   SendStatus s = queue_.push_control(std::move(frame));
   if (s == SendStatus::closed) {
@@ -229,7 +241,8 @@ SendStatus WebSocketConnection::send_control(Frame frame) {
   return s;
 }
 
-SendStatus WebSocketConnection::send_event(Frame frame, std::string_view session_id,
+template <class NextLayer>
+SendStatus BasicWebSocketConnection<NextLayer>::send_event(Frame frame, std::string_view session_id,
                                            std::uint64_t seq) {
   if (!open_ || broken_) return SendStatus::closed;
   SendStatus s = queue_.push_event(std::move(frame), session_id, seq);
@@ -237,10 +250,14 @@ SendStatus WebSocketConnection::send_event(Frame frame, std::string_view session
   return s;
 }
 
-void WebSocketConnection::close_gracefully() {
+template <class NextLayer>
+void BasicWebSocketConnection<NextLayer>::close_gracefully() {
   if (!open_ || broken_) return;
   close_requested_ = true;
   wake_writer();
 }
+
+template class BasicWebSocketConnection<lingering::Stream>;
+template class BasicWebSocketConnection<TlsStream>;
 
 }  // namespace pi_server::transport

@@ -4,6 +4,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/rate_policy.hpp>
@@ -43,22 +44,31 @@ void async_teardown(boost::beast::role_type, Stream& stream,
 }
 }  // namespace lingering
 
-class WebSocketConnection : public Connection,
-                            public std::enable_shared_from_this<WebSocketConnection> {
+// wss://: TLS over the same lingering TCP stream (Beast's ssl teardown sends close_notify,
+// then calls lingering::async_teardown on the TCP layer).
+using TlsStream = boost::asio::ssl::stream<lingering::Stream>;
+
+// NextLayer: lingering::Stream (ws://) or TlsStream (wss://). Both are instantiated once, in
+// websocket_connection.cpp.
+template <class NextLayer>
+class BasicWebSocketConnection : public Connection,
+                                 public std::enable_shared_from_this<BasicWebSocketConnection<NextLayer>> {
  public:
   // Lingering close (as nginx's lingering_close): how long and how much the daemon keeps
   // reading and discarding after its close frame before it closes the socket.
   static constexpr std::chrono::milliseconds kLingerTime{2000};
   static constexpr std::size_t kLingerMaxBytes = 64u << 20;
 
-  WebSocketConnection(boost::beast::tcp_stream stream, ConnectionHandler& handler,
-                      const ConnectionLimits& limits);
+  // `stream`: connected (and for TLS, handshaken) with the upgrade request already read.
+  BasicWebSocketConnection(NextLayer stream, ConnectionHandler& handler,
+                           const ConnectionLimits& limits, Principal principal);
 
   // Completes the upgrade for `request`, then serves the connection until it closes.
   boost::asio::awaitable<void> run(boost::beast::http::request<boost::beast::http::string_body> request);
 
   std::uint64_t id() const override { return id_; }
   std::string_view transport() const override { return "websocket"; }
+  const Principal& principal() const override { return principal_; }
   SendStatus send_control(Frame frame) override;
   SendStatus send_event(Frame frame, std::string_view session_id, std::uint64_t seq) override;
   void close_gracefully() override;
@@ -79,9 +89,10 @@ class WebSocketConnection : public Connection,
   boost::asio::awaitable<void> linger();
 
   std::uint64_t id_;
-  boost::beast::websocket::stream<lingering::Stream> ws_;
+  boost::beast::websocket::stream<NextLayer> ws_;
   ConnectionHandler& handler_;
   ConnectionLimits limits_;
+  Principal principal_;  // authenticated at the upgrade
   reliability::OutboundQueue queue_;
   boost::asio::steady_timer wake_;
   bool open_ = false;             // handshake done, not yet closed
@@ -90,5 +101,10 @@ class WebSocketConnection : public Connection,
   bool writer_done_ = false;
   bool close_sent_ = false;       // a close frame is on its way (ours or Beast's echo)
 };
+
+using WebSocketConnection = BasicWebSocketConnection<lingering::Stream>;
+using TlsWebSocketConnection = BasicWebSocketConnection<TlsStream>;
+extern template class BasicWebSocketConnection<lingering::Stream>;
+extern template class BasicWebSocketConnection<TlsStream>;
 
 }  // namespace pi_server::transport

@@ -31,6 +31,23 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+std::pair<int, std::string> run_daemon_to_exit(const std::vector<std::string>& args) {
+  TempDir state;
+  agent::SpawnRequest req;
+  req.argv = {daemon_binary(), "--state-dir", state.path()};
+  req.argv.insert(req.argv.end(), args.begin(), args.end());
+  auto spawned = agent::spawn_process(req);
+  if (!spawned) throw std::runtime_error(spawned.error());
+  auto p = spawned.value();
+  std::string err;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(p.stderr_fd, buf, sizeof buf)) > 0;) err.append(buf, static_cast<std::size_t>(n));
+  siginfo_t info{};
+  ::waitid(P_PID, static_cast<id_t>(p.pid), &info, WEXITED);
+  for (int fd : {p.pidfd, p.stdin_fd, p.stdout_fd, p.stderr_fd}) ::close(fd);
+  return {info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status, err};
+}
+
 bool process_exists(pid_t pid) {
   // A zombie still answers kill(0): an unreaped child counts as a leak here.
   return ::kill(pid, 0) == 0 || errno != ESRCH;
@@ -42,7 +59,7 @@ Daemon::Daemon(Options options) {
   if (options.stdio_only) {
     req.argv.insert(req.argv.end(), {"--stdio", "--no-listen"});
   } else {
-    req.argv.insert(req.argv.end(), {"--listen", "127.0.0.1:0"});
+    req.argv.insert(req.argv.end(), {"--listen", options.listen});
   }
   if (options.use_fake_agent) req.argv.insert(req.argv.end(), {"--agent-command", fake_agent_binary()});
   req.argv.insert(req.argv.end(), options.args.begin(), options.args.end());

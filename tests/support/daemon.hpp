@@ -33,6 +33,7 @@ class Daemon {
  public:
   struct Options {
     std::vector<std::string> args;   // extra flags
+    std::string listen = "127.0.0.1:0";  // --listen (ready when its "listening" line comes)
     bool stdio_only = false;          // --stdio --no-listen (no "listening" line)
     bool use_fake_agent = true;       // --agent-command <fake-agent>
     std::vector<std::string> env;     // extra NAME=VALUE for the daemon
@@ -92,6 +93,10 @@ class Daemon {
   std::vector<nlohmann::json> logs_;
   std::thread stderr_thread_;
 };
+
+// Runs the daemon binary with these flags (and a fresh --state-dir) until it exits: its
+// exit code and everything it wrote to stderr. For flags that must make it refuse to start.
+std::pair<int, std::string> run_daemon_to_exit(const std::vector<std::string>& args);
 
 // True while a process with this pid exists (zombies count as gone only once reaped).
 bool process_exists(pid_t pid);
