@@ -40,6 +40,9 @@ enum class BreakerRule {
 
 enum class FieldType {
   string,
+  path,              // a string naming a file or directory: confined to the workspace roots
+                     // and replaced by its resolved form before the command runs
+                     // (security/path_confinement.hpp); relative to the session's cwd
   boolean,
   integer,           // any JSON integer
   unsigned_integer,  // a non-negative JSON integer

@@ -45,7 +45,7 @@ class FakeExecutor : public Executor {
 class FakeVersions : public SessionVersions {
  public:
   explicit FakeVersions(const FakeExecutor& executor) : executor_(executor) {}
-  std::optional<std::uint64_t> session_version(const std::string& s) const override {
+  std::optional<std::uint64_t> session_version(const std::string& s, const Principal&) const override {
     auto it = executor_.versions.find(s);
     if (it == executor_.versions.end()) return std::nullopt;
     return it->second;
