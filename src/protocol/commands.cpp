@@ -42,7 +42,7 @@ constexpr FieldSpec kEnabled[] = {{"enabled", F::boolean, true}};
 constexpr FieldSpec kBashFields[] = {{"command", F::string, true},
                                      {"excludeFromContext", F::boolean}};
 constexpr FieldSpec kExportHtml[] = {{"outputPath", F::path}};
-constexpr FieldSpec kSwitchFile[] = {{"sessionPath", F::path, true}};
+constexpr FieldSpec kSwitchFile[] = {{"sessionPath", F::session_file, true}};
 constexpr FieldSpec kFork[] = {{"entryId", F::string, true}};
 constexpr FieldSpec kGetEntries[] = {{"since", F::string}};
 constexpr FieldSpec kSessionName[] = {{"name", F::string, true}};
@@ -126,7 +126,8 @@ constexpr CommandSpec kUnknownSessionRead = {
 std::string_view to_string(FieldType type) {
   switch (type) {
     case F::string:
-    case F::path: return "a string";
+    case F::path:
+    case F::session_file: return "a string";
     case F::boolean: return "a boolean";
     case F::integer: return "an integer";
     case F::unsigned_integer: return "a non-negative integer";

@@ -1,6 +1,8 @@
 #include "security/path_confinement.hpp"
 
 #include <climits>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <system_error>
 
 namespace pi_server::security {
@@ -97,6 +99,37 @@ Result<fs::path> PathConfinement::resolve(std::string_view text, const fs::path&
     }
   }
   return *resolved;
+}
+
+Result<std::optional<std::string>> session_file_cwd(const fs::path& file) {
+  // pi's readSessionHeader: MAX_SESSION_HEADER_SCAN_BYTES = 1 MiB.
+  constexpr std::size_t kScanBytes = 1u << 20;
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) return std::optional<std::string>();
+  std::ifstream in(file, std::ios::binary);
+  std::string text(kScanBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  bool whole_file = text.size() <= kScanBytes;
+  if (!whole_file) text.resize(kScanBytes);
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    auto end = text.find('\n', start);
+    if (end == std::string::npos && !whole_file) break;  // a line cut at the scan limit
+    std::string_view line(text.data() + start, (end == std::string::npos ? text.size() : end) - start);
+    start = end == std::string::npos ? text.size() + 1 : end + 1;
+    auto entry = nlohmann::json::parse(line, nullptr, false);
+    if (entry.is_discarded() || entry.is_null()) continue;  // blank or malformed: pi skips it
+    if (!entry.is_object() || entry.value("type", "") != "session" || !entry.contains("id") ||
+        !entry["id"].is_string())
+      return std::optional<std::string>();
+    auto cwd = entry.find("cwd");
+    if (cwd == entry.end() || !cwd->is_string()) return std::optional<std::string>();
+    return std::optional<std::string>(cwd->get<std::string>());
+  }
+  if (whole_file) return std::optional<std::string>();
+  return Status::error(ErrorCode::forbidden,
+                       "The session file has no header within its first MiB");
 }
 
 }  // namespace pi_server::security

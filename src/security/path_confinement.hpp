@@ -11,6 +11,8 @@
 // make the daemon or pi open by naming a path, not a sandbox (docs/security.md).
 #include <filesystem>
 #include <functional>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -47,6 +49,14 @@ class PathConfinement {
   std::vector<std::filesystem::path> roots_;
   std::filesystem::path state_dir_;
 };
+
+// The cwd a pi session file's header names, read the way pi reads it when it switches to the
+// file (pi moves the agent there): within the first MiB, the first line that parses as JSON
+// decides; a `{"type":"session","id":...}` object gives its "cwd" string, anything else gives
+// none (pi then keeps its own cwd). nullopt also when the file does not exist (pi starts a new
+// session in its cwd). Fails (forbidden) when no line decides within the first MiB (pi would
+// then read the whole file). Reads at most 1 MiB, on the caller's thread.
+Result<std::optional<std::string>> session_file_cwd(const std::filesystem::path& file);
 
 // True if `path` is `dir` or below it, comparing whole components (/work/root2 is not below
 // /work/root). Both must be normalized absolute paths.

@@ -101,7 +101,7 @@ Result<Envelope, Response> ServerCommands::with_confined_paths(const Submission&
                                                                const fs::path& base) const {
   Envelope env = sub.envelope;
   for (const auto& field : env.spec->fields) {
-    if (field.type != protocol::FieldType::path) continue;
+    if (!protocol::is_path(field.type)) continue;
     auto refuse = [&](ErrorCode code, std::string message) {
       Response r = protocol::error_response(env.type, env.id, code,
                                             "Field '" + std::string(field.name) + "': " + message);
@@ -115,6 +115,20 @@ Result<Envelope, Response> ServerCommands::with_confined_paths(const Submission&
     auto resolved = confine(sub, it->get_ref<const std::string&>(), base);
     if (!resolved)
       return refuse(resolved.status().code().value_or(ErrorCode::forbidden), resolved.error());
+    if (field.type == protocol::FieldType::session_file) {
+      // pi moves the agent into the cwd the file's header names: that must be allowed too.
+      // (A small read on the loop: the header is within the file's first MiB.)
+      auto header_cwd = security::session_file_cwd(*resolved);
+      if (!header_cwd)
+        return refuse(header_cwd.status().code().value_or(ErrorCode::forbidden), header_cwd.error());
+      if (header_cwd->has_value()) {
+        const std::string& cwd = **header_cwd;
+        if (!fs::path(cwd).is_absolute())
+          return refuse(ErrorCode::forbidden, "The session file names a relative cwd");
+        if (auto checked = confine(sub, cwd, {}); !checked)
+          return refuse(ErrorCode::forbidden, "The session file's cwd: " + checked.error());
+      }
+    }
     // pi gets the path that was checked, not one it would resolve its own way (~, file:,
     // `..` after a symlink).
     *it = resolved->string();
@@ -126,9 +140,8 @@ void ServerCommands::to_session(const Submission& sub, Reply reply) {
   auto session = session_or_reply(sub, reply);
   if (!session) return;
   const auto& fields = sub.envelope.spec->fields;
-  bool names_paths = std::any_of(fields.begin(), fields.end(), [](const protocol::FieldSpec& f) {
-    return f.type == protocol::FieldType::path;
-  });
+  bool names_paths = std::any_of(fields.begin(), fields.end(),
+                                 [](const protocol::FieldSpec& f) { return protocol::is_path(f.type); });
   if (names_paths) {
     // pi resolves relative paths against its cwd, the session's.
     auto confined = with_confined_paths(sub, session->launch().cwd);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "daemon.hpp"
 #include "session_helpers.hpp"
@@ -106,9 +107,18 @@ TEST(Confinement, FilePathsCommandsNameAreConfinedAndResolvedBeforePiSeesThem) {
   EXPECT_EQ(cmd("w1", {{"type", "switch_session_file"}, {"sessionPath", "/etc/passwd"}})["code"], "forbidden");
   EXPECT_EQ(cmd("w2", {{"type", "switch_session_file"}, {"sessionPath", "../escape/s.jsonl"}})["code"], "forbidden");
   EXPECT_EQ(cmd("n1", {{"type", "new_session"}, {"parentSession", "/tmp/../etc/x.jsonl"}})["code"], "forbidden");
+  // A session file inside a root whose header would move the agent outside is refused too.
+  std::ofstream(w.project / "away.jsonl") << json{{"type", "session"}, {"id", "1"}, {"cwd", w.outside.string()}}.dump()
+                                          << "\n";
+  std::ofstream(w.project / "home.jsonl") << json{{"type", "session"}, {"id", "2"}, {"cwd", w.project.string()}}.dump()
+                                          << "\n";
+  auto away = cmd("w3", {{"type", "switch_session_file"}, {"sessionPath", "away.jsonl"}});
+  EXPECT_EQ(away["code"], "forbidden") << away.dump();
   // The session's version did not move for any refusal.
   auto state = cmd("g", {{"type", "get_state"}});
   EXPECT_EQ(state["sessionVersion"], 0) << state.dump();
+  auto home = cmd("w4", {{"type", "switch_session_file"}, {"sessionPath", "home.jsonl"}});
+  EXPECT_EQ(home["success"], true) << home.dump();
 }
 
 TEST(Confinement, InTheStateDirOnlyTheCallersSessionFoldersAreOpen) {

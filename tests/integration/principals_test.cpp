@@ -60,7 +60,8 @@ json sample(pi_server::protocol::FieldType type) {
   using pi_server::protocol::FieldType;
   switch (type) {
     case FieldType::string: return "x";
-    case FieldType::path: return "x.jsonl";
+    case FieldType::path:
+    case FieldType::session_file: return "x.jsonl";
     case FieldType::boolean: return true;
     case FieldType::integer:
     case FieldType::unsigned_integer: return 1;

@@ -136,3 +136,26 @@ TEST(PathConfinement, InTheStateDirOnlyTheAskersSessionFoldersAreOpen) {
   EXPECT_EQ(t.check(wide, (state / "pi-server.db").string()), "forbidden");
   EXPECT_EQ(t.check(wide, (t.t / "outside").string()), "ok:" + fs::canonical(t.t / "outside").string());
 }
+
+TEST(SessionFileCwd, TheHeaderIsReadTheWayPiReadsIt) {
+  Tree t;
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(t.t / name) << text;
+    return t.t / name;
+  };
+  auto cwd_of = [](const fs::path& p) -> std::string {
+    auto r = security::session_file_cwd(p);
+    if (!r) return "error:" + std::string(to_string(*r.status().code()));
+    return r->value_or("none");
+  };
+  EXPECT_EQ(cwd_of(write("a.jsonl", R"({"type":"session","id":"1","cwd":"/x"})" "\n{}\n")), "/x");
+  // Blank and malformed lines before the header are skipped, as pi skips them.
+  EXPECT_EQ(cwd_of(write("b.jsonl", "\n  \nnot json\n" R"({"type":"session","id":"1","cwd":"/y"})")), "/y");
+  // The first line that parses decides: not a header, no cwd.
+  EXPECT_EQ(cwd_of(write("c.jsonl", R"({"type":"message"})" "\n" R"({"type":"session","id":"1","cwd":"/z"})")), "none");
+  EXPECT_EQ(cwd_of(write("d.jsonl", R"({"type":"session","cwd":"/z"})")), "none") << "no id: not a header";
+  EXPECT_EQ(cwd_of(t.t / "missing.jsonl"), "none");
+  // No decision within the first MiB: refused rather than guessed.
+  EXPECT_EQ(cwd_of(write("e.jsonl", std::string((1u << 20) + 10, 'x'))), "error:forbidden");
+  EXPECT_EQ(cwd_of(write("f.jsonl", std::string(100, '\n'))), "none") << "a small file without a header";
+}

@@ -135,7 +135,8 @@ struct World {
 json sample(protocol::FieldType type) {
   switch (type) {
     case protocol::FieldType::string: return "x";
-    case protocol::FieldType::path: return "x.jsonl";
+    case protocol::FieldType::path:
+    case protocol::FieldType::session_file: return "x.jsonl";
     case protocol::FieldType::boolean: return true;
     case protocol::FieldType::integer:
     case protocol::FieldType::unsigned_integer: return 1;
@@ -153,7 +154,7 @@ std::vector<json> commands_naming(const std::string& session_id) {
     if (!spec.needs_session) continue;
     json cmd = {{"type", std::string(spec.name)}, {"sessionId", session_id}};
     for (const auto& f : spec.fields)
-      if (f.required || f.type == protocol::FieldType::path) cmd[std::string(f.name)] = sample(f.type);
+      if (f.required || protocol::is_path(f.type)) cmd[std::string(f.name)] = sample(f.type);
     out.push_back(cmd);
   }
   out.push_back({{"type", "frobnicate"}, {"sessionId", session_id}});
