@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "agent/pi_setup.hpp"
+#include "auth/request_gate.hpp"
 #include "config/flags.hpp"
 #include "demo/demo_model.hpp"
 #include "observability/log.hpp"
@@ -63,7 +64,8 @@ int main(int argc, char** argv) {
   demo::DemoModel demo_model;
   std::shared_ptr<transport::Listener> demo_listener;
   if (use_demo) {
-    auto started = transport::start_listener(io, "127.0.0.1", 0, nullptr, demo_model, options.connection);
+    auto started = transport::start_listener(io, "127.0.0.1", 0, nullptr, demo_model, nullptr,
+                                           options.connection);
     if (!started) {
       log::error("demo_model_failed", {{"error", started.error()}});
       return kExitFatal;
@@ -93,11 +95,26 @@ int main(int argc, char** argv) {
   }
 
   server::Server server(io, options);
+  // The door of the listener: Origin, and credentials when authentication is on.
+  SystemClock clock;
+  auto gate = auth::RequestGate::create(options.auth, options.listen_host, clock,
+                                        server.auth_stats());
+  if (!gate) {
+    log::error("credentials_failed", {{"error", gate.error()}});
+    std::cerr << "pi-server: " << gate.error() << "\n";
+    return kExitBadUsage;
+  }
+  if (options.auth.insecure_no_auth)
+    log::warn("insecure_no_auth",
+              {{"address", options.listen_host},
+               {"why", "--insecure-no-auth: anyone who reaches this port can run commands as "
+                       "this user"}});
   std::vector<std::string> transports;
   std::shared_ptr<transport::Listener> listener;
   if (options.listen) {
     auto started = transport::start_listener(io, options.listen_host, options.listen_port, &server,
-                                             server, options.connection, options.max_connections);
+                                             server, gate->get(), options.connection,
+                                             options.max_connections);
     if (!started) {
       log::error("listen_failed", {{"error", started.error()}});
       std::cerr << "pi-server: " << started.error() << "\n";
@@ -131,10 +148,12 @@ int main(int argc, char** argv) {
         signals.async_wait(on_signal);
       };
   signals.async_wait(on_signal);
-  // SIGHUP (a closed terminal, a reload request) must not kill the daemon and its agents.
+  // SIGHUP (a closed terminal, a reload request) must not kill the daemon and its agents:
+  // it reloads the credential files (a file that fails keeps the old set).
   std::function<void(boost::system::error_code, int)> on_hangup = [&](boost::system::error_code ec, int) {
     if (ec) return;
-    log::info("sighup_ignored");
+    log::info("sighup_reload");
+    gate.value()->reload();
     hangup.async_wait(on_hangup);
   };
   hangup.async_wait(on_hangup);

@@ -63,11 +63,46 @@ struct ConnectionLimits {
   // Heartbeat: Beast pings a silent peer after this long; a peer silent for twice this
   // long is closed.
   std::chrono::seconds heartbeat{30};
+};
+
+// Who may talk to the listener (docs/security.md). Authentication is on when a token file
+// or a JWT key is given; then every WebSocket upgrade (and /metrics with metrics_auth)
+// needs credentials. stdio always acts for the implicit principal "local".
+struct AuthOptions {
+  // Static tokens, lines "TOKEN PRINCIPAL [admin]" (DESIGN §9); reloaded on SIGHUP.
+  std::filesystem::path tokens_file;
+  // JWT: an HS256 shared secret file, or a PEM public key (RSA: RS256, EC P-256: ES256).
+  // At most one of the two. Reloaded on SIGHUP.
+  std::filesystem::path jwt_hs256_secret_file;
+  std::filesystem::path jwt_public_key_file;
+  // When non-empty, a JWT's aud must contain / its iss must equal this.
+  std::string jwt_audience;
+  std::string jwt_issuer;
+  // Allowance for clock differences in exp, nbf and iat checks. Default 60 s.
+  std::chrono::seconds jwt_clock_skew{60};
   // Origins whose browser pages may open a WebSocket (exact match, e.g.
   // "https://app.example"). A request that carries any other Origin header gets HTTP 403:
-  // a web page must not drive a localhost daemon whose agents run shell commands.
-  // Non-browser clients send no Origin and are not affected.
+  // a web page must not drive a daemon whose agents run shell commands. Non-browser
+  // clients send no Origin and are not affected.
   std::vector<std::string> allowed_origins;
+  // Host header values (names, port ignored, case-insensitive) accepted besides loopback
+  // names and IP literals; anything else gets 403 (DNS rebinding).
+  std::vector<std::string> allowed_hosts;
+  // /metrics needs the same credentials as a WebSocket upgrade.
+  bool metrics_auth = false;
+  // Listen on a non-loopback address without authentication (logged at every start).
+  bool insecure_no_auth = false;
+
+  bool enabled() const {
+    return !tokens_file.empty() || !jwt_hs256_secret_file.empty() || !jwt_public_key_file.empty();
+  }
+};
+
+// TLS on the listener (DESIGN §11): both files or neither; reloaded on SIGHUP.
+struct TlsOptions {
+  std::filesystem::path cert_file;  // PEM certificate chain
+  std::filesystem::path key_file;   // PEM private key
+  bool enabled() const { return !cert_file.empty(); }
 };
 
 // The command pipeline (DESIGN §4).
@@ -143,6 +178,8 @@ struct ServerOptions {
   // SIGTERM/SIGINT or stdin EOF (stdio only): time allowed for in-flight work.
   std::chrono::milliseconds drain_timeout{10000};
   ConnectionLimits connection;
+  AuthOptions auth;
+  TlsOptions tls;
   AgentOptions agent;
   PipelineOptions pipeline;
   BreakerOptions breakers;

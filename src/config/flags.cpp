@@ -66,8 +66,31 @@ Result<CommandLine, int> parse_command_line(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--no-listen", no_listen, "Do not open the TCP listener (stdio only)");
   app.add_flag("--stdio", options.stdio, "Serve the JSON-lines protocol on stdin/stdout");
-  app.add_option("--allow-origin", options.connection.allowed_origins,
+  AuthOptions& auth = options.auth;
+  app.add_option("--allow-origin", auth.allowed_origins,
                  "Browser Origin allowed to open a WebSocket (repeatable); others get 403");
+  app.add_option("--allow-host", auth.allowed_hosts,
+                 "Host header name served besides loopback names and the bound address "
+                 "(repeatable); others get 403 (DNS rebinding)");
+  app.add_option("--auth-tokens", auth.tokens_file,
+                 "Token file: lines 'TOKEN PRINCIPAL [admin]' (sha256:<hex> for hashed tokens); "
+                 "reloaded on SIGHUP");
+  std::uint64_t jwt_skew_seconds = auth.jwt_clock_skew.count();
+  app.add_option("--jwt-hs256-secret-file", auth.jwt_hs256_secret_file,
+                 "Accept JWTs signed with HS256 and this secret (at least 32 bytes); reloaded on SIGHUP");
+  app.add_option("--jwt-public-key", auth.jwt_public_key_file,
+                 "Accept JWTs signed for this PEM public key (RSA: RS256, EC P-256: ES256); "
+                 "reloaded on SIGHUP");
+  app.add_option("--jwt-audience", auth.jwt_audience, "A JWT's aud must contain this");
+  app.add_option("--jwt-issuer", auth.jwt_issuer, "A JWT's iss must be this");
+  app.add_option("--jwt-clock-skew-seconds", jwt_skew_seconds,
+                 "Clock difference allowed in a JWT's exp, nbf and iat checks")
+      ->capture_default_str();
+  app.add_flag("--metrics-auth", auth.metrics_auth,
+               "GET /metrics needs the same credentials as a WebSocket upgrade");
+  app.add_flag("--insecure-no-auth", auth.insecure_no_auth,
+               "Allow a non-loopback --listen without authentication (anyone reaching the port "
+               "can run commands)");
   app.add_option("--agent-command", agent_command,
                  "Agent argv prefix, split on spaces; --mode rpc and session flags are appended")
       ->capture_default_str();
@@ -207,14 +230,24 @@ Result<CommandLine, int> parse_command_line(int argc, char** argv) {
   if (options.listen && !parse_listen(listen, options.listen_host, options.listen_port))
     return fail_usage("bad --listen (want HOST:PORT): " + listen);
   if (options.listen) {
-    // No authentication exists yet, so only loopback may listen (DESIGN §5).
+    // Whoever reaches the port can run shell commands through an agent: off loopback,
+    // only with authentication, or when the operator says so in as many words.
     boost::system::error_code addr_ec;
     auto address = boost::asio::ip::make_address(options.listen_host, addr_ec);
     if (addr_ec) return fail_usage("bad --listen address: " + options.listen_host);
-    if (!address.is_loopback())
+    if (!address.is_loopback() && !auth.enabled() && !auth.insecure_no_auth)
       return fail_usage("refusing to listen on non-loopback " + options.listen_host +
-                        ": pi-server has no authentication yet");
+                        " without authentication: give --auth-tokens or a JWT key "
+                        "(or --insecure-no-auth)");
   }
+  auth.jwt_clock_skew = std::chrono::seconds(jwt_skew_seconds);
+  if (!auth.jwt_hs256_secret_file.empty() && !auth.jwt_public_key_file.empty())
+    return fail_usage("--jwt-hs256-secret-file and --jwt-public-key exclude each other");
+  bool jwt_on = !auth.jwt_hs256_secret_file.empty() || !auth.jwt_public_key_file.empty();
+  if (!jwt_on && (!auth.jwt_audience.empty() || !auth.jwt_issuer.empty()))
+    return fail_usage("--jwt-audience and --jwt-issuer need --jwt-hs256-secret-file or --jwt-public-key");
+  if (auth.metrics_auth && !auth.enabled())
+    return fail_usage("--metrics-auth needs --auth-tokens or a JWT key");
   if (!options.listen && !options.stdio)
     return fail_usage("--no-listen needs --stdio (nothing to serve)");
   options.agent.command = agent::split_command(agent_command);

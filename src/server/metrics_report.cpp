@@ -239,6 +239,20 @@ void MetricsReport::visit(MetricVisitor& v, const Principal* viewer) const {
            n(queued));
   v.detail("outboundQueues", std::move(queues));
 
+  // The listener's door (auth::RequestGate).
+  v.labeled({"authRefusals", "pi_server_auth_refusals_total", C,
+             "Requests refused at the door by reason (401 credentials, 403 Origin or Host)."},
+            {"reason"}, samples_of(auth_.refusals_by_reason));
+  v.scalar({"authAdmitted", "pi_server_auth_admitted_total", C,
+            "Requests admitted with valid credentials."},
+           n(auth_.admitted_with_credentials));
+  v.scalar({"credentialReloads", "pi_server_credential_reloads_total", C,
+            "SIGHUP reloads of the credential files that took effect."},
+           n(auth_.reloads));
+  v.scalar({"credentialReloadFailures", "pi_server_credential_reload_failures_total", C,
+            "SIGHUP reloads that failed and kept the previous credentials."},
+           n(auth_.reload_failures));
+
   // Circuit breakers.
   const auto& breakers = admission_.breakers();
   v.detail("circuitBreakers", breakers.snapshot());

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "auth/refusal.hpp"
 #include "connections/connection_registry.hpp"
 #include "observability/metrics.hpp"
 #include "reliability/command_pipeline.hpp"
@@ -65,14 +66,16 @@ class MetricsReport {
   MetricsReport(const FrontDoorStats& front_door, const Responder& responder,
                 const session::SessionRegistry& sessions, const ConnectionRegistry& connections,
                 const reliability::CommandPipeline& pipeline,
-                const reliability::OutcomeStore& outcomes, const AdmissionPolicy& admission)
+                const reliability::OutcomeStore& outcomes, const AdmissionPolicy& admission,
+                const auth::AuthStats& auth)
       : front_door_(front_door),
         responder_(responder),
         sessions_(sessions),
         connections_(connections),
         pipeline_(pipeline),
         outcomes_(outcomes),
-        admission_(admission) {}
+        admission_(admission),
+        auth_(auth) {}
 
   // Every metric, once. `viewer`: whose get_metrics this is -- the per-session and
   // per-connection detail then shows only what that principal may see (its own
@@ -92,6 +95,7 @@ class MetricsReport {
   const reliability::CommandPipeline& pipeline_;
   const reliability::OutcomeStore& outcomes_;
   const AdmissionPolicy& admission_;
+  const auth::AuthStats& auth_;
 };
 
 }  // namespace pi_server::server

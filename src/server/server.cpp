@@ -48,7 +48,8 @@ Server::Server(boost::asio::io_context& io, ServerOptions options)
                  options_.breakers, sessions_),
       outcomes_(clock_, options_.pipeline.max_outcomes, options_.pipeline.outcome_max_age,
                 options_.pipeline.max_outcome_bytes),
-      metrics_(front_door_, responder_, sessions_, connections_, pipeline_, outcomes_, admission_),
+      metrics_(front_door_, responder_, sessions_, connections_, pipeline_, outcomes_, admission_,
+               auth_stats_),
       paths_(workspace_roots(options_), options_.state_dir),
       commands_(sessions_, connections_, responder_, outcomes_, metrics_, paths_,
                 default_session_cwd(options_)),
@@ -120,8 +121,10 @@ void Server::on_open(const std::shared_ptr<Connection>& connection) {
                {"connectionId", "c" + std::to_string(connection->id())},
                {"limits", limits}};
   connection->send_control(make_frame(protocol::server_event("server_ready", data)));
-  log::debug("connection_opened",
-             {{"conn", connection->id()}, {"transport", std::string(connection->transport())}});
+  log::debug("connection_opened", {{"conn", connection->id()},
+                                   {"transport", std::string(connection->transport())},
+                                   {"principal", connection->principal().name},
+                                   {"admin", connection->principal().admin}});
 }
 
 void Server::on_close(Connection& connection) {

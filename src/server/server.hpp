@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "agent/process_launcher.hpp"
+#include "auth/refusal.hpp"
 #include "connections/connection_registry.hpp"
 #include "pi_server/connection.hpp"
 #include "pi_server/options.hpp"
@@ -57,6 +58,8 @@ class Server : public ConnectionHandler, public HttpHandler {
   int exit_code();
 
   std::size_t session_count() const { return sessions_.size(); }
+  // Filled by the listener's door (auth::RequestGate), read by the metrics.
+  auth::AuthStats& auth_stats() { return auth_stats_; }
   std::size_t connection_count() const { return connections_.size(); }
 
  private:
@@ -85,6 +88,7 @@ class Server : public ConnectionHandler, public HttpHandler {
   AdmissionPolicy admission_;
   reliability::OutcomeStore outcomes_;
   FrontDoorStats front_door_;
+  auth::AuthStats auth_stats_;
   // The metrics read the pipeline, declared below (a reference is all they keep); the
   // pipeline runs commands through commands_, which must exist first.
   MetricsReport metrics_;

@@ -103,7 +103,8 @@ struct SocketAccounting {
 };
 
 asio::awaitable<void> serve_http(tcp::socket socket, ConnectionHandler* ws_handler,
-                                 HttpHandler& http_handler, ConnectionLimits limits,
+                                 HttpHandler& http_handler, Authenticator* authenticator,
+                                 ConnectionLimits limits,
                                  std::shared_ptr<SocketAccounting> accounting, std::uint64_t slot,
                                  bool over_cap) {
   if (!accounting->table.contains(slot)) co_return;  // listener gone meanwhile
@@ -132,16 +133,29 @@ asio::awaitable<void> serve_http(tcp::socket socket, ConnectionHandler* ws_handl
     auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
     if (ec) co_return;  // eof, timeout or a malformed request: just close
     auto request = parser.release();
-    if (websocket::is_upgrade(request) && ws_handler) {
-      auto origin = request[http::field::origin];
-      bool allowed = origin.empty() ||
-                     std::find(limits.allowed_origins.begin(), limits.allowed_origins.end(),
-                               std::string_view(origin)) != limits.allowed_origins.end();
-      if (!allowed) {
-        log::warn("origin_refused", {{"origin", std::string(origin.substr(0, 200))}});
-        http::response<http::string_body> refused{http::status::forbidden, request.version()};
+    bool upgrade = websocket::is_upgrade(request) && ws_handler;
+    Principal principal;
+    if (authenticator) {
+      beast::error_code ep_ec;
+      auto remote = stream.socket().remote_endpoint(ep_ec);
+      std::string remote_address = ep_ec ? "unknown" : remote.address().to_string();
+      RequestFacts facts;
+      facts.websocket_upgrade = upgrade;
+      facts.target = request.target();
+      facts.host = request[http::field::host];
+      facts.has_origin = request.find(http::field::origin) != request.end();
+      facts.origin = request[http::field::origin];
+      facts.authorization = request[http::field::authorization];
+      facts.websocket_protocols = request[http::field::sec_websocket_protocol];
+      facts.remote_address = remote_address;
+      auto admission = authenticator->admit(facts);
+      if (!admission.admitted()) {
+        http::response<http::string_body> refused{static_cast<http::status>(admission.status),
+                                                  request.version()};
+        refused.set(http::field::server, "pi-server/" PI_SERVER_VERSION);
         refused.set(http::field::content_type, "application/json");
-        refused.body() = R"({"error":"origin not allowed"})";
+        if (admission.status == 401) refused.set(http::field::www_authenticate, "Bearer");
+        refused.body() = std::move(admission.body);
         refused.keep_alive(false);
         refused.prepare_payload();
         co_await http::async_write(stream, refused, kTuple);
@@ -149,17 +163,19 @@ asio::awaitable<void> serve_http(tcp::socket socket, ConnectionHandler* ws_handl
         stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
         co_return;
       }
-      {
-        stream.expires_never();
-        auto conn = std::make_shared<WebSocketConnection>(std::move(stream), *ws_handler, limits);
-        // From here on the socket is the connection's; it may be closed to make room
-        // unless it is an admitted WebSocket (during its handshake, when the core refused
-        // it, and while it closes, it may).
-        accounting->table.set(slot, {[c = conn.get()] { return !c->admitted(); },
-                                     [c = conn.get()] { c->evict(); }});
-        co_await conn->run(std::move(request));
-        co_return;
-      }
+      principal = std::move(admission.principal);
+    }
+    if (upgrade) {
+      stream.expires_never();
+      auto conn = std::make_shared<WebSocketConnection>(std::move(stream), *ws_handler, limits,
+                                                        std::move(principal));
+      // From here on the socket is the connection's; it may be closed to make room
+      // unless it is an admitted WebSocket (during its handshake, when the core refused
+      // it, and while it closes, it may).
+      accounting->table.set(slot, {[c = conn.get()] { return !c->admitted(); },
+                                   [c = conn.get()] { c->evict(); }});
+      co_await conn->run(std::move(request));
+      co_return;
     }
     HttpAnswer answer = http_handler.handle_http(request.method_string(), request.target(),
                                                  request.body());
@@ -184,10 +200,12 @@ asio::awaitable<void> serve_http(tcp::socket socket, ConnectionHandler* ws_handl
 class TcpListener : public Listener, public std::enable_shared_from_this<TcpListener> {
  public:
   TcpListener(asio::io_context& io, ConnectionHandler* ws_handler, HttpHandler& http_handler,
-              const ConnectionLimits& limits, std::size_t max_sockets)
+              Authenticator* authenticator, const ConnectionLimits& limits,
+              std::size_t max_sockets)
       : acceptor_(io),
         ws_handler_(ws_handler),
         http_handler_(http_handler),
+        authenticator_(authenticator),
         limits_(limits),
         max_sockets_(max_sockets),
         accounting_(std::make_shared<SocketAccounting>()) {}
@@ -310,7 +328,7 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
       asio::co_spawn(acceptor_.get_executor(),
-                     serve_http(std::move(socket), ws_handler_, http_handler_, limits_,
+                     serve_http(std::move(socket), ws_handler_, http_handler_, authenticator_, limits_,
                                 accounting_, slot, over_cap),
                      log_coroutine_failure);
     }
@@ -319,6 +337,7 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
   tcp::acceptor acceptor_;
   ConnectionHandler* ws_handler_;
   HttpHandler& http_handler_;
+  Authenticator* authenticator_;
   ConnectionLimits limits_;
   std::size_t max_sockets_;
   std::shared_ptr<SocketAccounting> accounting_;
@@ -333,9 +352,10 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
 
 Result<std::shared_ptr<Listener>> start_listener(
     asio::io_context& io, const std::string& host, std::uint16_t port,
-    ConnectionHandler* ws_handler, HttpHandler& http_handler, const ConnectionLimits& limits,
-    std::size_t max_sockets) {
-  auto listener = std::make_shared<TcpListener>(io, ws_handler, http_handler, limits, max_sockets);
+    ConnectionHandler* ws_handler, HttpHandler& http_handler, Authenticator* authenticator,
+    const ConnectionLimits& limits, std::size_t max_sockets) {
+  auto listener = std::make_shared<TcpListener>(io, ws_handler, http_handler, authenticator,
+                                                limits, max_sockets);
   if (auto bound = listener->bind(host, port); !bound) return bound;
   listener->start();
   return std::shared_ptr<Listener>(listener);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "pi_server/authenticator.hpp"
 #include "pi_server/connection.hpp"
 #include "pi_server/options.hpp"
 #include "pi_server/result.hpp"
@@ -46,11 +47,13 @@ class Listener {
 };
 
 // Binds host:port and starts accepting. Fails with the reason (bad address, port in use).
-// `ws_handler` may be null: then upgrades are refused with 404.
+// `ws_handler` may be null: then upgrades are refused with 404. `authenticator` (may be
+// null: serve everything, as the implicit principal "local") decides every request first;
+// an admitted WebSocket acts for the principal it names.
 Result<std::shared_ptr<Listener>> start_listener(
     boost::asio::io_context& io, const std::string& host, std::uint16_t port,
-    ConnectionHandler* ws_handler, HttpHandler& http_handler, const ConnectionLimits& limits,
-    std::size_t max_sockets = 0);
+    ConnectionHandler* ws_handler, HttpHandler& http_handler, Authenticator* authenticator,
+    const ConnectionLimits& limits, std::size_t max_sockets = 0);
 
 // Raises the soft RLIMIT_NOFILE to the hard limit and logs both (fd_limit): sockets, agent
 // pipes and pidfds all need descriptors, and the default soft limit is often 1024.

@@ -56,11 +56,12 @@ bool expected_ending(const boost::system::error_code& ec) {
 }  // namespace
 
 WebSocketConnection::WebSocketConnection(beast::tcp_stream stream, ConnectionHandler& handler,
-                                         const ConnectionLimits& limits)
+                                         const ConnectionLimits& limits, Principal principal)
     : id_(next_connection_id()),
       ws_(stream.release_socket()),
       handler_(handler),
       limits_(limits),
+      principal_(std::move(principal)),
       queue_(limits.high_water_bytes, limits.hard_cap_bytes),
       wake_(ws_.get_executor()) {}
 

@@ -52,13 +52,14 @@ class WebSocketConnection : public Connection,
   static constexpr std::size_t kLingerMaxBytes = 64u << 20;
 
   WebSocketConnection(boost::beast::tcp_stream stream, ConnectionHandler& handler,
-                      const ConnectionLimits& limits);
+                      const ConnectionLimits& limits, Principal principal);
 
   // Completes the upgrade for `request`, then serves the connection until it closes.
   boost::asio::awaitable<void> run(boost::beast::http::request<boost::beast::http::string_body> request);
 
   std::uint64_t id() const override { return id_; }
   std::string_view transport() const override { return "websocket"; }
+  const Principal& principal() const override { return principal_; }
   SendStatus send_control(Frame frame) override;
   SendStatus send_event(Frame frame, std::string_view session_id, std::uint64_t seq) override;
   void close_gracefully() override;
@@ -82,6 +83,7 @@ class WebSocketConnection : public Connection,
   boost::beast::websocket::stream<lingering::Stream> ws_;
   ConnectionHandler& handler_;
   ConnectionLimits limits_;
+  Principal principal_;  // authenticated at the upgrade
   reliability::OutboundQueue queue_;
   boost::asio::steady_timer wake_;
   bool open_ = false;             // handshake done, not yet closed

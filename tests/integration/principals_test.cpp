@@ -27,8 +27,7 @@ class Principals : public ::testing::Test {
     daemon_ = std::make_unique<Daemon>(o);
   }
   std::unique_ptr<WsClient> connect(const std::string& token) {
-    auto c = std::make_unique<WsClient>(
-        daemon_->port(), std::vector<std::pair<std::string, std::string>>{{"Authorization", "Bearer " + token}});
+    auto c = std::make_unique<WsClient>(daemon_->port(), ClientOptions{.bearer_token = token});
     auto ready = c->next();
     EXPECT_TRUE(ready && (*ready)["type"] == "server_ready");
     return c;
@@ -79,6 +78,10 @@ TEST_F(Principals, AnotherPrincipalsSessionIdGetsSessionNotFoundForEveryCommandA
   create(*alice, "a1");
   run_prompt(*alice, "a1", "stream 2", "p1");
   auto before = alice->request({{"type", "get_state"}, {"id", "v0"}, {"sessionId", "a1"}});
+  // Its command_finished follows the response: read it before counting alice's frames.
+  ASSERT_TRUE(alice->seen_or_wait([](const json& j) {
+    return j.value("type", "") == "command_finished" && j["data"].value("commandId", "") == "v0";
+  }));
   std::size_t alice_frames = alice->history().size();
 
   // Every row of the command table that names a session (a new row is covered as it lands),

@@ -42,7 +42,7 @@ Daemon::Daemon(Options options) {
   if (options.stdio_only) {
     req.argv.insert(req.argv.end(), {"--stdio", "--no-listen"});
   } else {
-    req.argv.insert(req.argv.end(), {"--listen", "127.0.0.1:0"});
+    req.argv.insert(req.argv.end(), {"--listen", options.listen});
   }
   if (options.use_fake_agent) req.argv.insert(req.argv.end(), {"--agent-command", fake_agent_binary()});
   req.argv.insert(req.argv.end(), options.args.begin(), options.args.end());

@@ -33,6 +33,7 @@ class Daemon {
  public:
   struct Options {
     std::vector<std::string> args;   // extra flags
+    std::string listen = "127.0.0.1:0";  // --listen (ready when its "listening" line comes)
     bool stdio_only = false;          // --stdio --no-listen (no "listening" line)
     bool use_fake_agent = true;       // --agent-command <fake-agent>
     std::vector<std::string> env;     // extra NAME=VALUE for the daemon

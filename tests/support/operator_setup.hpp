@@ -21,7 +21,7 @@ using nlohmann::json;
 class MockProvider {
  public:
   MockProvider() {
-    listener_ = pi_server::transport::start_listener(io_, "127.0.0.1", 0, nullptr, model_,
+    listener_ = pi_server::transport::start_listener(io_, "127.0.0.1", 0, nullptr, model_, nullptr,
                                                      pi_server::ConnectionLimits{})
                     .value();
     thread_ = std::thread([this] { io_.run(); });

@@ -4,15 +4,18 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <stdexcept>
 
 namespace pi_server::testing {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 namespace websocket = beast::websocket;
 using asio::ip::tcp;
 
@@ -23,48 +26,132 @@ void set_timeout(tcp::socket& s, std::chrono::milliseconds t) {
   tv.tv_usec = (t.count() % 1000) * 1000;
   ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
-}  // namespace
 
-HttpResult http_get(std::uint16_t port, const std::string& target) {
-  asio::io_context io;
-  tcp::socket socket(io);
-  socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-  set_timeout(socket, std::chrono::seconds(10));
-  http::request<http::empty_body> req{http::verb::get, target, 11};
-  req.set(http::field::host, "127.0.0.1");
-  http::write(socket, req);
-  beast::flat_buffer buffer;
-  http::response<http::string_body> res;
-  http::read(socket, buffer, res);
+using PlainWs = websocket::stream<tcp::socket>;
+using TlsWs = websocket::stream<ssl::stream<tcp::socket>>;
+
+// Tests talk to a daemon with a self-signed certificate: no verification.
+ssl::context client_tls_context() {
+  ssl::context ctx(ssl::context::tls_client);
+  ctx.set_verify_mode(ssl::verify_none);
+  return ctx;
+}
+
+template <class Request>
+void decorate(Request& req, const ClientOptions& options) {
+  req.set(http::field::host, options.host);
+  if (!options.bearer_token.empty())
+    req.set(http::field::authorization, "Bearer " + options.bearer_token);
+  if (!options.subprotocols.empty())
+    req.set(http::field::sec_websocket_protocol, options.subprotocols);
+  for (const auto& [k, v] : options.headers) req.set(k, v);
+}
+
+HttpResult to_result(const http::response<http::string_body>& res) {
   HttpResult out;
   out.status = res.result_int();
   out.body = res.body();
   out.content_type = std::string(res[http::field::content_type]);
+  for (const auto& field : res)
+    out.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
   return out;
+}
+
+tcp::socket connect_loopback(asio::io_context& io, std::uint16_t port) {
+  tcp::socket socket(io);
+  socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  set_timeout(socket, std::chrono::seconds(10));
+  return socket;
+}
+}  // namespace
+
+std::string HttpResult::header(const std::string& name) const {
+  for (const auto& [k, v] : headers)
+    if (beast::iequals(k, name)) return v;
+  return "";
+}
+
+HttpResult http_get(std::uint16_t port, const std::string& target, const ClientOptions& options) {
+  asio::io_context io;
+  http::request<http::empty_body> req{http::verb::get, target, 11};
+  decorate(req, options);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  if (options.tls) {
+    auto ctx = client_tls_context();
+    ssl::stream<tcp::socket> stream(connect_loopback(io, port), ctx);
+    stream.handshake(ssl::stream_base::client);
+    http::write(stream, req);
+    http::read(stream, buffer, res);
+  } else {
+    auto socket = connect_loopback(io, port);
+    http::write(socket, req);
+    http::read(socket, buffer, res);
+  }
+  return to_result(res);
 }
 
 struct WsClient::Impl {
   asio::io_context io;
-  websocket::stream<tcp::socket> ws{io};
+  ssl::context tls_ctx = client_tls_context();
+  std::optional<PlainWs> plain;
+  std::optional<TlsWs> tls;
   beast::flat_buffer buffer;
   bool reading = false;
   bool done = false;
   beast::error_code result;
+
+  // Runs f on whichever stream this client has.
+  template <class F>
+  decltype(auto) with(F&& f) {
+    if (tls) return f(*tls);
+    return f(*plain);
+  }
+
+  // Connects, then sends the upgrade; the server's answer goes to `res`.
+  beast::error_code open(std::uint16_t port, const ClientOptions& options,
+                         websocket::response_type& res) {
+    if (options.tls) {
+      tls.emplace(connect_loopback(io, port), tls_ctx);
+      beast::error_code ec;
+      tls->next_layer().handshake(ssl::stream_base::client, ec);
+      if (ec) return ec;
+    } else {
+      plain.emplace(connect_loopback(io, port));
+    }
+    return with([&](auto& ws) {
+      ws.set_option(websocket::stream_base::decorator(
+          [options](websocket::request_type& req) { decorate(req, options); }));
+      ws.read_message_max(1u << 30);
+      beast::error_code ec;
+      ws.handshake(res, options.host, "/", ec);
+      return ec;
+    });
+  }
 };
 
-WsClient::WsClient(std::uint16_t port, std::vector<std::pair<std::string, std::string>> headers)
+HttpResult try_upgrade(std::uint16_t port, const ClientOptions& options) {
+  auto impl = std::make_unique<WsClient::Impl>();
+  websocket::response_type res;
+  auto ec = impl->open(port, options, res);
+  if (res.result_int() == 0)
+    throw std::runtime_error("no HTTP answer to the upgrade: " + ec.message());
+  return to_result(res);
+}
+
+WsClient::WsClient(std::uint16_t port, const ClientOptions& options)
     : impl_(std::make_unique<Impl>()) {
-  impl_->ws.next_layer().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-  impl_->ws.set_option(websocket::stream_base::decorator([headers](websocket::request_type& req) {
-    for (const auto& [k, v] : headers) req.set(k, v);
-  }));
-  impl_->ws.read_message_max(1u << 30);
-  impl_->ws.handshake("127.0.0.1", "/");
+  websocket::response_type res;
+  auto ec = impl_->open(port, options, res);
+  if (ec)
+    throw std::runtime_error("websocket handshake failed: " + ec.message() + " (HTTP " +
+                             std::to_string(res.result_int()) + ")");
+  accepted_subprotocol_ = std::string(res[http::field::sec_websocket_protocol]);
 }
 
 WsClient::~WsClient() {
   beast::error_code ec;
-  impl_->ws.next_layer().close(ec);
+  impl_->with([&](auto& ws) { beast::get_lowest_layer(ws).close(ec); });
   impl_->io.restart();
   impl_->io.run();  // let a pending read finish with operation_aborted
 }
@@ -76,16 +163,20 @@ void WsClient::send(const nlohmann::json& command) { send_text(command.dump()); 
 void WsClient::send_text(const std::string& text) { write(text, true); }
 void WsClient::send_binary(const std::string& bytes) { write(bytes, false); }
 
-void WsClient::set_auto_fragment(bool on) { impl_->ws.auto_fragment(on); }
+void WsClient::set_auto_fragment(bool on) {
+  impl_->with([&](auto& ws) { ws.auto_fragment(on); });
+}
 
 void WsClient::write(const std::string& data, bool text) {
   auto& impl = *impl_;
-  impl.ws.text(text);
   bool written = false;
   beast::error_code result;
-  impl.ws.async_write(asio::buffer(data), [&](beast::error_code ec, std::size_t) {
-    result = ec;
-    written = true;
+  impl.with([&](auto& ws) {
+    ws.text(text);
+    ws.async_write(asio::buffer(data), [&](beast::error_code ec, std::size_t) {
+      result = ec;
+      written = true;
+    });
   });
   impl.io.restart();
   while (!written && impl.io.run_one_for(std::chrono::seconds(10)) > 0) {
@@ -102,9 +193,11 @@ std::optional<std::string> WsClient::next_raw(std::chrono::milliseconds timeout)
     impl.reading = true;
     impl.done = false;
     impl.buffer.consume(impl.buffer.size());
-    impl.ws.async_read(impl.buffer, [&impl](beast::error_code ec, std::size_t) {
-      impl.result = ec;
-      impl.done = true;
+    impl.with([&](auto& ws) {
+      ws.async_read(impl.buffer, [&impl](beast::error_code ec, std::size_t) {
+        impl.result = ec;
+        impl.done = true;
+      });
     });
   }
   impl.io.restart();
@@ -116,8 +209,8 @@ std::optional<std::string> WsClient::next_raw(std::chrono::milliseconds timeout)
       std::fprintf(stderr, "[client] read: %s\n", impl.result.message().c_str());
     // The close frame's code is recorded even when Beast's teardown after it fails (the
     // server may already have shut the TCP connection down).
-    if (impl.result == websocket::error::closed || impl.ws.reason().code != 0)
-      close_code_ = impl.ws.reason().code;
+    auto code = impl.with([](auto& ws) { return ws.reason().code; });
+    if (impl.result == websocket::error::closed || code != 0) close_code_ = code;
     return std::nullopt;
   }
   std::string text = beast::buffers_to_string(impl.buffer.data());
@@ -160,7 +253,9 @@ nlohmann::json WsClient::request(nlohmann::json command, std::chrono::millisecon
 
 void WsClient::close() {
   bool closed = false;
-  impl_->ws.async_close(websocket::close_code::normal, [&](beast::error_code) { closed = true; });
+  impl_->with([&](auto& ws) {
+    ws.async_close(websocket::close_code::normal, [&](beast::error_code) { closed = true; });
+  });
   impl_->io.restart();
   while (!closed && impl_->io.run_one_for(std::chrono::seconds(5)) > 0) {
   }

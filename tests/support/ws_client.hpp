@@ -11,19 +11,37 @@
 
 namespace pi_server::testing {
 
+// How a client connects and what its request carries (WebSocket upgrade or plain HTTP).
+struct ClientOptions {
+  std::vector<std::pair<std::string, std::string>> headers;  // extra request headers
+  std::string host = "127.0.0.1";  // the Host header (the connection always goes to 127.0.0.1)
+  std::string bearer_token;        // non-empty: "Authorization: Bearer <token>"
+  std::string subprotocols;        // non-empty: the Sec-WebSocket-Protocol offer
+  bool tls = false;                // wss:// / https:// (the server certificate is not verified)
+};
+
 struct HttpResult {
   unsigned status = 0;
   std::string body;
   std::string content_type;
+  std::string header(const std::string& name) const;
+  std::vector<std::pair<std::string, std::string>> headers;
 };
-HttpResult http_get(std::uint16_t port, const std::string& target);
+HttpResult http_get(std::uint16_t port, const std::string& target, const ClientOptions& options = {});
+
+// A WebSocket upgrade that may be refused: the HTTP answer (101 when upgraded), then the
+// connection is dropped. Throws only when no HTTP answer came (connection or TLS failure).
+HttpResult try_upgrade(std::uint16_t port, const ClientOptions& options);
 
 class WsClient {
  public:
-  // Connects and completes the handshake. Throws on failure.
-  explicit WsClient(std::uint16_t port,
-                    std::vector<std::pair<std::string, std::string>> headers = {});
+  // Connects and completes the handshake. Throws on failure (the message names the HTTP
+  // status when the server answered the upgrade with one).
+  explicit WsClient(std::uint16_t port, const ClientOptions& options = {});
   ~WsClient();
+
+  // The subprotocol the server chose (Sec-WebSocket-Protocol of its 101), or empty.
+  const std::string& accepted_subprotocol() const { return accepted_subprotocol_; }
 
   void send(const nlohmann::json& command);
   void send_text(const std::string& text);
@@ -56,12 +74,14 @@ class WsClient {
   void close();
 
  private:
+  friend HttpResult try_upgrade(std::uint16_t port, const ClientOptions& options);
   void write(const std::string& data, bool text);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::vector<nlohmann::json> history_;
   std::vector<std::string> raw_history_;
   std::optional<int> close_code_;
+  std::string accepted_subprotocol_;
 };
 
 }  // namespace pi_server::testing

@@ -118,7 +118,8 @@ struct World {
   server::AdmissionPolicy admission{clock, clock, server::RateLimit{1000, 1000}, options.breakers, sessions};
   reliability::OutcomeStore outcomes{clock, 1000, 3600s, 1u << 24};
   server::FrontDoorStats front;
-  server::MetricsReport metrics{front, responder, sessions, connections, pipeline, outcomes, admission};
+  auth::AuthStats auth;
+  server::MetricsReport metrics{front, responder, sessions, connections, pipeline, outcomes, admission, auth};
   security::PathConfinement paths{{workspace, options.state_dir}, options.state_dir};
   server::ServerCommands commands{sessions, connections, responder, outcomes, metrics, paths,
                                   workspace};

@@ -51,7 +51,9 @@ struct Harness {
   NoExecutor executor;
   reliability::CommandPipeline pipeline{clock, clock, {outcomes, admission, sessions, executor, responder}, {}};
   server::FrontDoorStats front_door;
-  server::MetricsReport report{front_door, responder, sessions, connections, pipeline, outcomes, admission};
+  auth::AuthStats auth;
+  server::MetricsReport report{front_door, responder, sessions, connections,
+                               pipeline,   outcomes,  admission, auth};
 };
 
 }  // namespace
@@ -80,7 +82,9 @@ TEST(MetricsReport, BothRenderingsCarryTheSameNumbers) {
   h.front_door.commands_by_type["list_sessions"] = 3;
   h.responder.count_error(ErrorCode::conflict);
   h.responder.deliver(99, protocol::success_response("x", std::nullopt));  // nobody there
+  h.auth.refusals_by_reason["bad_token"] = 2;
   json j = h.report.to_json();
+  EXPECT_EQ(j["authRefusals"]["bad_token"], 2);
   EXPECT_EQ(j["commandsByType"]["list_sessions"], 3);
   EXPECT_EQ(j["errorsByCode"]["conflict"], 1);
   EXPECT_EQ(j["responsesUndeliverable"], 1);
@@ -91,6 +95,7 @@ TEST(MetricsReport, BothRenderingsCarryTheSameNumbers) {
   EXPECT_NE(text.find("pi_server_commands_received_total{type=\"list_sessions\"} 3"), std::string::npos);
   EXPECT_NE(text.find("pi_server_errors_total{code=\"conflict\"} 1"), std::string::npos);
   EXPECT_NE(text.find("pi_server_responses_undeliverable_total 1"), std::string::npos);
+  EXPECT_NE(text.find("pi_server_auth_refusals_total{reason=\"bad_token\"} 2"), std::string::npos);
 }
 
 TEST(MetricsReport, HealthIsOkWithoutSessionsAndBreakers) {
