@@ -71,14 +71,20 @@ std::string CommandPipeline::lane_of(const Submission& sub) const {
     static std::uint64_t anonymous = 0;
     return "create:" + std::to_string(++anonymous);
   }
-  std::string lane = "session:" + *env.session_id;
   // Someone else's session: a lane of this principal's own, as if the session did not exist.
-  if (versions_.hidden_from(*env.session_id, sub.principal)) lane += '\x1f' + sub.principal.name;
-  return lane;
+  // "hidden:<length of name>:<name><session id>": no sessionId a client sends can produce a
+  // key of this form, whatever bytes it holds.
+  if (versions_.hidden_from(*env.session_id, sub.principal))
+    return "hidden:" + std::to_string(sub.principal.name.size()) + ":" + sub.principal.name +
+           *env.session_id;
+  return "session:" + *env.session_id;
 }
 
 std::string CommandPipeline::lane_name(const std::string& lane_key) {
-  return lane_key.substr(0, lane_key.find('\x1f'));
+  if (!lane_key.starts_with("hidden:")) return lane_key;
+  std::size_t colon = lane_key.find(':', 7);
+  std::size_t name_length = std::stoul(lane_key.substr(7, colon - 7));
+  return "session:" + lane_key.substr(colon + 1 + name_length);
 }
 
 std::chrono::milliseconds CommandPipeline::timeout_for(const protocol::CommandSpec& spec) const {

@@ -135,7 +135,8 @@ class CommandPipeline {
     std::deque<std::shared_ptr<Job>> waiting;
     std::shared_ptr<Job> running;
   };
-  // The lane a command queues in (its key; lane_name() is what clients see).
+  // The lane a command queues in (its key; lane_name() is what clients see: "server",
+  // "create:<n>" or "session:<id>", also for the lane of someone else's session).
   std::string lane_of(const Submission& sub) const;
   static std::string lane_name(const std::string& lane_key);
   std::chrono::milliseconds timeout_for(const protocol::CommandSpec& spec) const;
