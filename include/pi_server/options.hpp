@@ -151,6 +151,14 @@ struct ServerOptions {
   std::filesystem::path state_dir;
   std::size_t max_sessions = 256;
   std::size_t max_connections = 1024;
+  // Per principal (docs/security.md): most sessions it owns, most connections open at once.
+  // 0 = no cap beyond max_sessions / max_connections (the default: with the one implicit
+  // principal "local" nothing changes).
+  std::size_t max_sessions_per_principal = 0;
+  std::size_t max_connections_per_principal = 0;
+  // Directories a session's cwd and the file paths commands name must resolve into
+  // (security/path_confinement.hpp). Empty: the daemon's working directory and the state dir.
+  std::vector<std::filesystem::path> workspace_roots;
   // Recent events kept per session for resume (switch_session afterSeq), in bytes of
   // event frames. Older events leave the buffer first.
   std::size_t event_buffer_bytes = 4u << 20;

@@ -110,6 +110,16 @@ Result<CommandLine, int> parse_command_line(int argc, char** argv) {
       ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--max-connections", options.max_connections, "Most client connections at once")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--max-sessions-per-principal", options.max_sessions_per_principal,
+                 "Most sessions one principal may own (0: no cap beyond --max-sessions)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--max-connections-per-principal", options.max_connections_per_principal,
+                 "Most connections one principal may have open (0: no cap beyond --max-connections)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  std::vector<std::string> workspace_roots;
+  app.add_option("--workspace-root", workspace_roots,
+                 "Directory session cwds and the file paths commands name must resolve into "
+                 "(repeatable; default: the working directory and the state dir)");
   app.add_option("--max-frame-bytes", options.connection.max_frame_bytes,
                  "Largest inbound WebSocket message or stdio line")
       ->capture_default_str()->check(CLI::PositiveNumber);
@@ -266,6 +276,12 @@ Result<CommandLine, int> parse_command_line(int argc, char** argv) {
   breaker.slow_call = std::chrono::milliseconds(breaker_slow_ms);
   breaker.idle_ttl = std::chrono::milliseconds(breaker_idle_ms);
   options.state_dir = state_dir.empty() ? default_state_dir() : fs::path(state_dir);
+  for (const auto& root : workspace_roots) {
+    std::error_code ec;
+    if (root.empty() || !fs::is_directory(root, ec))
+      return fail_usage("--workspace-root is not a directory: " + root);
+    options.workspace_roots.push_back(fs::absolute(root, ec));
+  }
   return out;
 }
 

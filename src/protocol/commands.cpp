@@ -22,7 +22,7 @@ constexpr bool kBumps = true, kReadOnly = false;
 // them: pi itself would answer with a bare JavaScript TypeError, or run the string
 // "undefined" as a bash command.
 constexpr FieldSpec kCreateSession[] = {
-    {"cwd", F::string}, {"model", F::string}, {"thinkingLevel", F::string}, {"name", F::string}};
+    {"cwd", F::path}, {"model", F::string}, {"thinkingLevel", F::string}, {"name", F::string}};
 constexpr FieldSpec kSwitchSession[] = {{"afterSeq", F::unsigned_integer}};
 constexpr FieldSpec kCommandHistory[] = {{"sessionIdFilter", F::string},
                                          {"commandId", F::string},
@@ -33,7 +33,7 @@ constexpr FieldSpec kLifecycleEvents[] = {{"enabled", F::boolean, true}};
 constexpr FieldSpec kPrompt[] = {
     {"message", F::string, true}, {"images", F::array}, {"streamingBehavior", F::string}};
 constexpr FieldSpec kMessage[] = {{"message", F::string, true}, {"images", F::array}};
-constexpr FieldSpec kNewSession[] = {{"parentSession", F::string}};
+constexpr FieldSpec kNewSession[] = {{"parentSession", F::path}};
 constexpr FieldSpec kSetModel[] = {{"provider", F::string, true}, {"modelId", F::string, true}};
 constexpr FieldSpec kLevel[] = {{"level", F::string, true}};
 constexpr FieldSpec kMode[] = {{"mode", F::string, true}};
@@ -41,8 +41,8 @@ constexpr FieldSpec kCompact[] = {{"customInstructions", F::string}};
 constexpr FieldSpec kEnabled[] = {{"enabled", F::boolean, true}};
 constexpr FieldSpec kBashFields[] = {{"command", F::string, true},
                                      {"excludeFromContext", F::boolean}};
-constexpr FieldSpec kExportHtml[] = {{"outputPath", F::string}};
-constexpr FieldSpec kSwitchFile[] = {{"sessionPath", F::string, true}};
+constexpr FieldSpec kExportHtml[] = {{"outputPath", F::path}};
+constexpr FieldSpec kSwitchFile[] = {{"sessionPath", F::session_file, true}};
 constexpr FieldSpec kFork[] = {{"entryId", F::string, true}};
 constexpr FieldSpec kGetEntries[] = {{"since", F::string}};
 constexpr FieldSpec kSessionName[] = {{"name", F::string, true}};
@@ -125,7 +125,9 @@ constexpr CommandSpec kUnknownSessionRead = {
 
 std::string_view to_string(FieldType type) {
   switch (type) {
-    case F::string: return "a string";
+    case F::string:
+    case F::path:
+    case F::session_file: return "a string";
     case F::boolean: return "a boolean";
     case F::integer: return "an integer";
     case F::unsigned_integer: return "a non-negative integer";

@@ -40,6 +40,11 @@ enum class BreakerRule {
 
 enum class FieldType {
   string,
+  path,              // a string naming a file or directory: confined to the workspace roots
+                     // and replaced by its resolved form before the command runs
+                     // (security/path_confinement.hpp); relative to the session's cwd
+  session_file,      // a path to a pi session file: confined like `path`, and so is the cwd
+                     // its header names (pi moves the agent there when it opens the file)
   boolean,
   integer,           // any JSON integer
   unsigned_integer,  // a non-negative JSON integer
@@ -47,6 +52,10 @@ enum class FieldType {
   object,
 };
 std::string_view to_string(FieldType type);
+// Fields the daemon confines to the workspace roots (path, session_file).
+inline bool is_path(FieldType type) {
+  return type == FieldType::path || type == FieldType::session_file;
+}
 
 // A payload field of a command (the envelope fields id, type, sessionId, idempotencyKey,
 // dependsOn and ifSessionVersion are checked for every command by the envelope parser).

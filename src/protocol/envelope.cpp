@@ -19,7 +19,9 @@ ParseResult fail(ErrorCode code, std::string message, std::optional<std::string>
 bool raw_has_type(std::string_view json, FieldType type) {
   char c = json.empty() ? '\0' : json.front();
   switch (type) {
-    case FieldType::string: return c == '"';
+    case FieldType::string:
+    case FieldType::path:
+    case FieldType::session_file: return c == '"';
     case FieldType::boolean: return c == 't' || c == 'f';
     case FieldType::integer:
     case FieldType::unsigned_integer: return false;  // numbers are never big enough to be raw
@@ -143,7 +145,9 @@ Result<Document, EnvelopeError> read_document(std::string_view text) {
 
 bool has_type(const nlohmann::json& value, FieldType type) {
   switch (type) {
-    case FieldType::string: return value.is_string();
+    case FieldType::string:
+    case FieldType::path:
+    case FieldType::session_file: return value.is_string();
     case FieldType::boolean: return value.is_boolean();
     case FieldType::integer: return value.is_number_integer();
     case FieldType::unsigned_integer: return value.is_number_unsigned();

@@ -60,7 +60,8 @@ bool CommandPipeline::is_retryable_rejection(const Response& response) {
   }
 }
 
-std::string CommandPipeline::lane_of(const protocol::Envelope& env) {
+std::string CommandPipeline::lane_of(const Submission& sub) const {
+  const auto& env = sub.envelope;
   // create_session and delete_session belong to their session's lane: a create (~0.3 s for
   // pi to start) must not hold up every other server command, and commands for a session
   // queue behind its creation.
@@ -70,7 +71,20 @@ std::string CommandPipeline::lane_of(const protocol::Envelope& env) {
     static std::uint64_t anonymous = 0;
     return "create:" + std::to_string(++anonymous);
   }
+  // Someone else's session: a lane of this principal's own, as if the session did not exist.
+  // "hidden:<length of name>:<name><session id>": no sessionId a client sends can produce a
+  // key of this form, whatever bytes it holds.
+  if (versions_.hidden_from(*env.session_id, sub.principal))
+    return "hidden:" + std::to_string(sub.principal.name.size()) + ":" + sub.principal.name +
+           *env.session_id;
   return "session:" + *env.session_id;
+}
+
+std::string CommandPipeline::lane_name(const std::string& lane_key) {
+  if (!lane_key.starts_with("hidden:")) return lane_key;
+  std::size_t colon = lane_key.find(':', 7);
+  std::size_t name_length = std::stoul(lane_key.substr(7, colon - 7));
+  return "session:" + lane_key.substr(colon + 1 + name_length);
 }
 
 std::chrono::milliseconds CommandPipeline::timeout_for(const protocol::CommandSpec& spec) const {
@@ -89,7 +103,7 @@ void CommandPipeline::submit(Submission sub) {
   bool storable = (env.id || env.idempotency_key) && env.type != "extension_ui_response";
   std::string fp = storable ? fingerprint(env) : std::string();
   if (storable) {
-    auto found = store_.find(sub.principal, env, fp);
+    auto found = store_.find(sub.principal.name, env, fp);
     if (found.match == OutcomeStore::Match::conflict) {
       ++stats_.conflicts;
       delivery_.deliver(sub.connection_id,
@@ -126,14 +140,14 @@ void CommandPipeline::submit(Submission sub) {
     }
   }
   auto job = std::make_shared<Job>();
-  job->lane = lane_of(env);
+  job->lane = lane_of(sub);
   job->bypass = env.spec->lane == protocol::LaneRule::bypass;
   if (!job->bypass) {
     auto it = lanes_.find(job->lane);
     if (it != lanes_.end() && it->second.waiting.size() >= options_.max_pending_per_lane) {
       ++stats_.rejected_lane_full;
       auto r = protocol::error_response(env.type, env.id, ErrorCode::limit_reached,
-                                        "Too many commands waiting in lane " + job->lane + " (max " +
+                                        "Too many commands waiting in lane " + lane_name(job->lane) + " (max " +
                                             std::to_string(options_.max_pending_per_lane) + ")");
       r.session_id = env.session_id;
       delivery_.deliver(sub.connection_id, r);
@@ -146,7 +160,7 @@ void CommandPipeline::submit(Submission sub) {
     delivery_.deliver(sub.connection_id, *rejection);
     return;
   }
-  if (storable) job->record = store_.begin(sub.principal, env, fp);
+  if (storable) job->record = store_.begin(sub.principal.name, env, fp);
   job->sub = std::move(sub);
   job->admitted = clock_.steady_now();
   admit(std::move(job));
@@ -157,7 +171,7 @@ void CommandPipeline::admit(std::shared_ptr<Job> job) {
   ++jobs_in_flight_;
   const auto& env = job->sub.envelope;
   if (wants_lifecycle(job->sub)) {
-    json data = {{"commandId", *env.id}, {"command", env.type}, {"lane", job->lane}};
+    json data = {{"commandId", *env.id}, {"command", env.type}, {"lane", lane_name(job->lane)}};
     if (env.session_id) data["sessionId"] = *env.session_id;
     delivery_.deliver_event(job->sub.connection_id, "command_accepted", data);
   }
@@ -170,8 +184,8 @@ void CommandPipeline::admit(std::shared_ptr<Job> job) {
   pump(lane);
 }
 
-void CommandPipeline::pump(const std::string& lane_name) {
-  auto it = lanes_.find(lane_name);
+void CommandPipeline::pump(const std::string& lane_key) {
+  auto it = lanes_.find(lane_key);
   if (it == lanes_.end()) return;
   Lane& lane = it->second;
   if (lane.running) return;
@@ -213,7 +227,7 @@ void CommandPipeline::check_preconditions(const std::shared_ptr<Job>& job) {
   };
 
   if (env.if_session_version && env.session_id) {
-    auto current = versions_.session_version(*env.session_id);
+    auto current = versions_.session_version(*env.session_id, job->sub.principal);
     auto expected = *env.if_session_version;
     if (current && static_cast<std::int64_t>(*current) != expected) {
       ++stats_.version_mismatches;
@@ -227,7 +241,7 @@ void CommandPipeline::check_preconditions(const std::shared_ptr<Job>& job) {
   std::set<std::string> pending;
   {
     for (const std::string& dep : env.depends_on) {
-      auto rec = store_.find_by_id(job->sub.principal, dep);
+      auto rec = store_.find_by_id(job->sub.principal.name, dep);
       if (!rec) {
         ++stats_.dependency_failures;
         return fail(ErrorCode::dependency_failed, "Unknown dependency: " + dep);
@@ -246,7 +260,8 @@ void CommandPipeline::check_preconditions(const std::shared_ptr<Job>& job) {
           if (queued->record == rec) {
             ++stats_.dependency_failures;
             return fail(ErrorCode::dependency_failed,
-                        "Dependency " + dep + " is queued after this command in lane " + job->lane);
+                        "Dependency " + dep + " is queued after this command in lane " +
+                            lane_name(job->lane));
           }
         }
       }
@@ -390,7 +405,7 @@ void CommandPipeline::answer_duplicate(const Submission& dup, const OutcomeRecor
 
 std::map<std::string, std::size_t> CommandPipeline::lane_depths() const {
   std::map<std::string, std::size_t> out;
-  for (const auto& [name, lane] : lanes_) out[name] = lane.waiting.size() + (lane.running ? 1 : 0);
+  for (const auto& [key, lane] : lanes_) out[lane_name(key)] += lane.waiting.size() + (lane.running ? 1 : 0);
   return out;
 }
 

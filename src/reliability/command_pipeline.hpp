@@ -20,6 +20,7 @@
 #include "observability/metrics.hpp"
 #include "pi_server/clock.hpp"
 #include "pi_server/options.hpp"
+#include "pi_server/principal.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/frames.hpp"
 #include "reliability/outcome_store.hpp"
@@ -32,7 +33,10 @@ inline constexpr std::size_t kMaxDuplicateWaiters = 64;
 // One command handed to the pipeline.
 struct Submission {
   protocol::Envelope envelope;
-  std::string principal = "local";
+  // Who sent it (the connection's principal): replay ids and idempotency keys are looked up
+  // by its name, and a session it may not see is, for this command, a session that does
+  // not exist (session_not_found, the same path and answer as for an unknown id).
+  Principal principal;
   std::uint64_t connection_id = 0;
   bool lifecycle_events = true;
 };
@@ -49,12 +53,21 @@ class AdmissionControl {
   virtual void on_finished(const Submission& submission, const protocol::Response& response) = 0;
 };
 
-// ifSessionVersion preconditions read the session's current version here.
+// What the pipeline asks about sessions: their version (ifSessionVersion preconditions) and
+// whether one exists that the asker may not see.
 class SessionVersions {
  public:
   virtual ~SessionVersions() = default;
-  // The session's current version, or nullopt if there is no such session.
-  virtual std::optional<std::uint64_t> session_version(const std::string& session_id) const = 0;
+  // The session's current version, or nullopt if there is no such session that `asker` may
+  // see.
+  virtual std::optional<std::uint64_t> session_version(const std::string& session_id,
+                                                       const Principal& asker) const = 0;
+  // True if the session exists and belongs to someone `asker` may not see. Its commands then
+  // queue in a lane of their own (not behind the owner's), so nothing about them -- wait,
+  // lane limit -- differs from a command for a session that does not exist.
+  virtual bool hidden_from(const std::string& session_id, const Principal& asker) const {
+    return false;
+  }
 };
 
 // Runs started commands. `reply` must be called exactly once (a later call after a timeout
@@ -122,11 +135,14 @@ class CommandPipeline {
     std::deque<std::shared_ptr<Job>> waiting;
     std::shared_ptr<Job> running;
   };
-  static std::string lane_of(const protocol::Envelope& env);
+  // The lane a command queues in (its key; lane_name() is what clients see: "server",
+  // "create:<n>" or "session:<id>", also for the lane of someone else's session).
+  std::string lane_of(const Submission& sub) const;
+  static std::string lane_name(const std::string& lane_key);
   std::chrono::milliseconds timeout_for(const protocol::CommandSpec& spec) const;
 
   void admit(std::shared_ptr<Job> job);
-  void pump(const std::string& lane_name);
+  void pump(const std::string& lane_key);
   void start(const std::shared_ptr<Job>& job);
   void check_preconditions(const std::shared_ptr<Job>& job);
   void execute(const std::shared_ptr<Job>& job);

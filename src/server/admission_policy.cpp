@@ -65,7 +65,7 @@ std::optional<Response> AdmissionPolicy::admit(const reliability::Submission& su
   }
   // Last: a half-open breaker's check takes a probe slot, which only an admitted command
   // may hold.
-  std::string breaker_key = breaker_key_for(env);
+  std::string breaker_key = breaker_key_for(env, sub.principal);
   if (!breaker_key.empty()) {
     if (auto rejection = breakers_.check(breaker_key)) {
       auto r = protocol::error_response(env.type, env.id, ErrorCode::circuit_open, rejection->message);
@@ -79,7 +79,7 @@ std::optional<Response> AdmissionPolicy::admit(const reliability::Submission& su
 
 void AdmissionPolicy::on_finished(const reliability::Submission& sub, const Response& response) {
   // (circuit_open is decided before admission, so it never reaches here.)
-  const std::string key = breaker_key_for(sub.envelope);
+  const std::string key = breaker_key_for(sub.envelope, sub.principal);
   if (key.empty()) return;
   const auto rule = sub.envelope.spec->breaker;
   if (rule == protocol::BreakerRule::bash && response.code == ErrorCode::timeout) {
@@ -96,13 +96,13 @@ void AdmissionPolicy::on_finished(const reliability::Submission& sub, const Resp
   }
 }
 
-std::string AdmissionPolicy::breaker_key_for(const Envelope& env) const {
+std::string AdmissionPolicy::breaker_key_for(const Envelope& env, const Principal& asker) const {
   switch (env.spec->breaker) {
     case protocol::BreakerRule::none: return {};
     case protocol::BreakerRule::bash: return std::string(kBashBreaker);
     case protocol::BreakerRule::provider:
     case protocol::BreakerRule::provider_call:
-      return env.session_id ? providers_.provider_of(*env.session_id) : std::string();
+      return env.session_id ? providers_.provider_of(*env.session_id, asker) : std::string();
   }
   return {};
 }

@@ -3,7 +3,9 @@
 // limit, then the circuit breaker that guards it (the session's LLM provider for LLM-bound
 // commands, the bash breaker for bash). It also keeps the breakers' books: what agents
 // report about their provider, bash timeouts, half-open probes freed by commands that
-// ended without telling. The authorize step (principals) belongs here too.
+// ended without telling. Authorization is not a step of its own: every session lookup on the
+// way (lane, breaker, preconditions, execution) asks on behalf of the command's principal,
+// and someone else's session is simply not found (docs/security.md).
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -52,8 +54,10 @@ class AdmissionPolicy : public reliability::AdmissionControl, public session::Pr
     byte_limits_.erase(connection_id);
   }
   // The breaker guarding a command: "bash", the session's provider for LLM-bound commands,
-  // or "" for none (the command table's breaker rule).
-  std::string breaker_key_for(const protocol::Envelope& env) const;
+  // or "" for none (the command table's breaker rule). A session `asker` may not see has no
+  // provider: its breaker must not answer for it (that would tell the session exists).
+  std::string breaker_key_for(const protocol::Envelope& env,
+                              const Principal& asker = local_principal()) const;
   const reliability::CircuitBreakerManager& breakers() const { return breakers_; }
 
  private:

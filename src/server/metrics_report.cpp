@@ -109,7 +109,8 @@ double breaker_state_value(reliability::BreakerState s) {
 
 }  // namespace
 
-void MetricsReport::visit(MetricVisitor& v) const {
+void MetricsReport::visit(MetricVisitor& v, const Principal* viewer) const {
+  bool sees_all = !viewer || viewer->admin;
   const auto& ps = pipeline_.stats();
   const auto& rs = responder_.stats();
   const auto& relay = sessions_.relay_stats();
@@ -122,7 +123,8 @@ void MetricsReport::visit(MetricVisitor& v) const {
   json queues = json::object();
   connections_.for_each([&](Connection& c) {
     queued += c.queued_bytes();
-    queues["c" + std::to_string(c.id())] = c.queued_bytes();
+    if (sees_all || c.principal().name == viewer->name)
+      queues["c" + std::to_string(c.id())] = c.queued_bytes();
   });
   auto n = [](auto x) { return static_cast<double>(x); };
 
@@ -204,7 +206,14 @@ void MetricsReport::visit(MetricVisitor& v) const {
             "Outcomes evicted from the replay store."},
            n(outcomes_.evictions()));
   json lanes = json::object();
-  for (const auto& [lane, depth] : pipeline_.lane_depths()) lanes[lane] = depth;
+  for (const auto& [lane, depth] : pipeline_.lane_depths()) {
+    // Lane names carry session ids: only lanes of sessions the viewer may see (and the
+    // shared server lane) are shown to a principal.
+    bool visible = sees_all || lane == "server" ||
+                   (lane.starts_with("session:") &&
+                    sessions_.find_for(lane.substr(std::string_view("session:").size()), *viewer));
+    if (visible) lanes[lane] = depth;
+  }
   v.detail("laneDepths", std::move(lanes));
 
   // The event loop and the agents.
@@ -276,9 +285,9 @@ void MetricsReport::visit(MetricVisitor& v) const {
            std::chrono::duration<double>(std::chrono::steady_clock::now() - front_door_.started_at).count());
 }
 
-json MetricsReport::to_json() const {
+json MetricsReport::to_json(const Principal* viewer) const {
   JsonVisitor v;
-  visit(v);
+  visit(v, viewer);
   return v.take();
 }
 
@@ -288,7 +297,7 @@ std::string MetricsReport::to_prometheus() const {
   return v.text();
 }
 
-json MetricsReport::health() const {
+json MetricsReport::health(const Principal* viewer) const {
   json issues = json::array();
   const auto& breakers = admission_.breakers();
   for (const auto& [key, b] : breakers.all())
@@ -297,7 +306,8 @@ json MetricsReport::health() const {
   std::size_t down = 0;
   sessions_.for_each([&](const session::Session& s) {
     if (!s.agent_running()) {
-      issues.push_back("session " + s.id() + " has no running agent");
+      if (!viewer || s.visible_to(*viewer))
+        issues.push_back("session " + s.id() + " has no running agent");
       ++down;
     }
   });

@@ -80,11 +80,15 @@ class MetricsReport {
         admission_(admission),
         auth_(auth) {}
 
-  // Every metric, once.
-  void visit(MetricVisitor& visitor) const;
-  nlohmann::json to_json() const;    // get_metrics
-  std::string to_prometheus() const;  // GET /metrics
-  nlohmann::json health() const;     // health_check
+  // Every metric, once. `viewer`: whose get_metrics this is -- the per-session and
+  // per-connection detail then shows only what that principal may see (its own
+  // connections, sessions it may see; admins see everything); nullptr: the operator's view.
+  // Totals and counters are the daemon's, whoever asks.
+  void visit(MetricVisitor& visitor, const Principal* viewer = nullptr) const;
+  nlohmann::json to_json(const Principal* viewer = nullptr) const;  // get_metrics
+  std::string to_prometheus() const;                                 // GET /metrics
+  // health_check: issues naming a session only for sessions `viewer` may see.
+  nlohmann::json health(const Principal* viewer = nullptr) const;
 
  private:
   const FrontDoorStats& front_door_;

@@ -28,4 +28,12 @@ void Responder::broadcast(std::string_view type, const nlohmann::json& data) {
   connections_.for_each([&](Connection& c) { c.send_control(frame); });
 }
 
+void Responder::broadcast_to_owner(const std::string& owner, std::string_view type,
+                                   const nlohmann::json& data) {
+  Frame frame = make_frame(protocol::server_event(type, data));
+  connections_.for_each([&](Connection& c) {
+    if (c.principal().admin || c.principal().name == owner) c.send_control(frame);
+  });
+}
+
 }  // namespace pi_server::server

@@ -31,6 +31,10 @@ class Responder : public reliability::Delivery {
                      const nlohmann::json& data) override;
   // A server event to every open connection.
   void broadcast(std::string_view type, const nlohmann::json& data);
+  // A server event about something `owner` owns: to the connections of that principal and
+  // of admins only (session_created, session_deleted).
+  void broadcast_to_owner(const std::string& owner, std::string_view type,
+                          const nlohmann::json& data);
   // Counts an error sent outside a response (a connection refused at open).
   void count_error(ErrorCode code) { ++stats_.errors_by_code[std::string(to_string(code))]; }
 

@@ -14,6 +14,23 @@ namespace {
 constexpr std::chrono::milliseconds kStallProbe{250};
 // How often a stdio drain looks whether the work in flight is done.
 constexpr std::chrono::milliseconds kStdioDrainPoll{10};
+
+std::filesystem::path working_directory() {
+  std::error_code ec;
+  return std::filesystem::current_path(ec);
+}
+
+// Without --workspace-root: the daemon's working directory and its state dir.
+std::vector<std::filesystem::path> workspace_roots(const ServerOptions& options) {
+  if (!options.workspace_roots.empty()) return options.workspace_roots;
+  return {working_directory(), options.state_dir};
+}
+
+// A session whose create_session names no cwd runs in the first workspace root given, or,
+// with none given, where the daemon runs.
+std::filesystem::path default_session_cwd(const ServerOptions& options) {
+  return options.workspace_roots.empty() ? working_directory() : options.workspace_roots.front();
+}
 }  // namespace
 
 Server::Server(boost::asio::io_context& io, ServerOptions options)
@@ -33,7 +50,9 @@ Server::Server(boost::asio::io_context& io, ServerOptions options)
                 options_.pipeline.max_outcome_bytes),
       metrics_(front_door_, responder_, sessions_, connections_, pipeline_, outcomes_, admission_,
                auth_stats_),
-      commands_(sessions_, connections_, responder_, outcomes_, metrics_),
+      paths_(workspace_roots(options_), options_.state_dir),
+      commands_(sessions_, connections_, responder_, outcomes_, metrics_, paths_,
+                default_session_cwd(options_)),
       pipeline_(clock_, scheduler_,
                 reliability::PipelineCollaborators{outcomes_, admission_, sessions_, commands_,
                                                    responder_},
@@ -71,6 +90,21 @@ void Server::on_open(const std::shared_ptr<Connection>& connection) {
     connection->send_control(make_frame(protocol::serialize(r)));
     connection->close_gracefully();
     return;
+  }
+  if (options_.max_connections_per_principal > 0) {
+    const std::string& who = connection->principal().name;
+    std::size_t theirs = 0;
+    connections_.for_each([&](Connection& c) { theirs += c.principal().name == who; });
+    if (theirs >= options_.max_connections_per_principal) {
+      auto r = protocol::error_response(
+          "", std::nullopt, ErrorCode::limit_reached,
+          "Too many connections for this principal (max " +
+              std::to_string(options_.max_connections_per_principal) + ")");
+      responder_.count_error(ErrorCode::limit_reached);
+      connection->send_control(make_frame(protocol::serialize(r)));
+      connection->close_gracefully();
+      return;
+    }
   }
   connections_.add(connection);
   ++front_door_.connections_total;
@@ -182,7 +216,7 @@ void Server::on_message(Connection& connection, std::string_view text) {
   reliability::Submission submission;
   submission.envelope = std::move(parsed.value());
   submission.connection_id = connection.id();
-  submission.principal = connection.principal().name;
+  submission.principal = connection.principal();
   submission.lifecycle_events = commands_.wants_lifecycle_events(connection.id());
   pipeline_.submit(std::move(submission));
 }

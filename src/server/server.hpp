@@ -19,6 +19,7 @@
 #include "reliability/asio_scheduler.hpp"
 #include "reliability/command_pipeline.hpp"
 #include "reliability/outcome_store.hpp"
+#include "security/path_confinement.hpp"
 #include "server/admission_policy.hpp"
 #include "server/metrics_report.hpp"
 #include "server/responder.hpp"
@@ -95,6 +96,8 @@ class Server : public ConnectionHandler, public HttpHandler {
   // The metrics read the pipeline, declared below (a reference is all they keep); the
   // pipeline runs commands through commands_, which must exist first.
   MetricsReport metrics_;
+  // The workspace roots (--workspace-root; default: the working directory and the state dir).
+  security::PathConfinement paths_;
   ServerCommands commands_;
   reliability::CommandPipeline pipeline_;
 

@@ -80,17 +80,78 @@ void ServerCommands::execute(const Submission& sub, Reply reply) {
   (this->*handler_for(env.type))(sub, std::move(reply));
 }
 
-std::shared_ptr<session::Session> ServerCommands::session_or_reply(const Envelope& env,
+std::shared_ptr<session::Session> ServerCommands::session_or_reply(const Submission& sub,
                                                                    const Reply& reply) const {
-  if (auto session = sessions_.find(*env.session_id)) return session;
+  const Envelope& env = sub.envelope;
+  if (auto session = sessions_.find_for(*env.session_id, sub.principal)) return session;
+  // The same answer whether the session does not exist or is someone else's.
   reply(protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
                                  "Session not found: " + *env.session_id));
   return nullptr;
 }
 
+Result<fs::path> ServerCommands::confine(const Submission& sub, std::string_view path,
+                                         const fs::path& base) const {
+  return paths_.resolve(path, base, [&](std::string_view session_id) {
+    return sessions_.find_for(std::string(session_id), sub.principal) != nullptr;
+  });
+}
+
+Result<Envelope, Response> ServerCommands::with_confined_paths(const Submission& sub,
+                                                               const fs::path& base) const {
+  Envelope env = sub.envelope;
+  for (const auto& field : env.spec->fields) {
+    if (!protocol::is_path(field.type)) continue;
+    auto refuse = [&](ErrorCode code, std::string message) {
+      Response r = protocol::error_response(env.type, env.id, code,
+                                            "Field '" + std::string(field.name) + "': " + message);
+      r.session_id = env.session_id;
+      return r;
+    };
+    for (const auto& raw : env.raw_members)
+      if (raw.key == field.name) return refuse(ErrorCode::invalid_command, "The path is too long");
+    auto it = env.body.find(field.name);
+    if (it == env.body.end() || !it->is_string()) continue;
+    auto resolved = confine(sub, it->get_ref<const std::string&>(), base);
+    if (!resolved)
+      return refuse(resolved.status().code().value_or(ErrorCode::forbidden), resolved.error());
+    if (field.type == protocol::FieldType::session_file) {
+      // pi moves the agent into the cwd the file's header names: that must be allowed too.
+      // (A small read on the loop: the header is within the file's first MiB.)
+      auto header_cwd = security::session_file_cwd(*resolved);
+      if (!header_cwd)
+        return refuse(header_cwd.status().code().value_or(ErrorCode::forbidden), header_cwd.error());
+      if (header_cwd->has_value()) {
+        const std::string& cwd = **header_cwd;
+        if (!fs::path(cwd).is_absolute())
+          return refuse(ErrorCode::forbidden, "The session file names a relative cwd");
+        if (auto checked = confine(sub, cwd, {}); !checked)
+          return refuse(ErrorCode::forbidden, "The session file's cwd: " + checked.error());
+      }
+    }
+    // pi gets the path that was checked, not one it would resolve its own way (~, file:,
+    // `..` after a symlink).
+    *it = resolved->string();
+  }
+  return env;
+}
+
 void ServerCommands::to_session(const Submission& sub, Reply reply) {
-  auto session = session_or_reply(sub.envelope, reply);
+  auto session = session_or_reply(sub, reply);
   if (!session) return;
+  const auto& fields = sub.envelope.spec->fields;
+  bool names_paths = std::any_of(fields.begin(), fields.end(),
+                                 [](const protocol::FieldSpec& f) { return protocol::is_path(f.type); });
+  if (names_paths) {
+    // pi resolves relative paths against its cwd, the session's.
+    auto confined = with_confined_paths(sub, session->launch().cwd);
+    if (!confined) return reply(confined.failure());
+    Submission checked = sub;
+    checked.envelope = std::move(confined.value());
+    if (checked.envelope.spec->family == protocol::CommandFamily::session_daemon)
+      return SessionCommands::execute(checked, *session, std::move(reply));
+    return session->relay(checked.envelope, std::move(reply));
+  }
   if (sub.envelope.spec->family == protocol::CommandFamily::session_daemon)
     return SessionCommands::execute(sub, *session, std::move(reply));
   session->relay(sub.envelope, std::move(reply));
@@ -110,13 +171,24 @@ void ServerCommands::create_session(const Submission& sub, Reply reply) {
     return reply(invalid(env,
                          "Field 'sessionId' may hold only letters, digits, '-', '_' and '.' "
                          "(at most 128, not starting with '.')"));
+  // Confined before anything else is looked at: whether a directory outside the workspace
+  // roots exists is none of the client's business.
   std::error_code ec;
-  if (launch.cwd.empty()) {
-    launch.cwd = fs::current_path(ec).string();
-  } else if (!fs::path(launch.cwd).is_absolute() || !fs::is_directory(launch.cwd, ec)) {
-    return reply(invalid(env,
-                         "Field 'cwd' must be an existing absolute directory"));
+  bool default_cwd = launch.cwd.empty();
+  if (!default_cwd && !fs::path(launch.cwd).is_absolute())
+    return reply(invalid(env, "Field 'cwd' must be an existing absolute directory"));
+  auto cwd = confine(sub, default_cwd ? default_cwd_.string() : launch.cwd, {});
+  if (!cwd) {
+    auto r = protocol::error_response(
+        env.type, env.id, cwd.status().code().value_or(ErrorCode::forbidden),
+        (default_cwd ? "No 'cwd' given, and the default (" + default_cwd_.string() + ") is refused: "
+                     : "Field 'cwd': ") +
+            cwd.error());
+    return reply(r);
   }
+  if (!fs::is_directory(*cwd, ec))
+    return reply(invalid(env, "Field 'cwd' must be an existing absolute directory"));
+  launch.cwd = cwd->string();
   if (!launch.model.empty()) {
     auto slash = launch.model.find('/');
     if (slash == 0 || slash == std::string::npos || slash + 1 == launch.model.size())
@@ -128,8 +200,9 @@ void ServerCommands::create_session(const Submission& sub, Reply reply) {
     return reply(invalid(env,
                          "Field 'thinkingLevel' must be one of off, minimal, low, medium, high, xhigh"));
 
-  sessions_.create(session_id, std::move(launch), sub.connection_id,
+  sessions_.create(session_id, std::move(launch), sub.connection_id, sub.principal,
                    [this, env_type = env.type, env_id = env.id, conn = sub.connection_id,
+                    owner = sub.principal.name,
                     reply = std::move(reply)](const std::string& id, Result<json> created) {
                      if (!created) {
                        auto r = protocol::error_response(
@@ -145,7 +218,8 @@ void ServerCommands::create_session(const Submission& sub, Reply reply) {
                          env_type, env_id, json{{"sessionId", id}, {"sessionInfo", info}});
                      r.session_id = id;
                      reply(r);
-                     responder_.broadcast("session_created", {{"sessionId", id}, {"sessionInfo", info}});
+                     responder_.broadcast_to_owner(owner, "session_created",
+                                                   {{"sessionId", id}, {"sessionInfo", info}});
                      log::info("session_created", {{"session", id}, {"conn", conn}});
                    });
 }
@@ -153,26 +227,26 @@ void ServerCommands::create_session(const Submission& sub, Reply reply) {
 void ServerCommands::delete_session(const Submission& sub, Reply reply) {
   const Envelope& env = sub.envelope;
   std::string id = *env.session_id;
-  // Answer once the agent is gone, so "deleted" means no process is left.
-  bool found = sessions_.remove(id, [this, id, env, conn = sub.connection_id, reply] {
+  auto session = session_or_reply(sub, reply);
+  if (!session) return;
+  // Answer once the agent is gone, so "deleted" means no process is left. The owner's
+  // connections hear of it (and admins'), also when an admin deleted it.
+  sessions_.remove(id, [this, id, env, owner = session->owner(), conn = sub.connection_id, reply] {
     reply(success(env, json{{"sessionId", id}, {"deleted", true}}));
-    responder_.broadcast("session_deleted", {{"sessionId", id}});
+    responder_.broadcast_to_owner(owner, "session_deleted", {{"sessionId", id}});
     log::info("session_deleted", {{"session", id}, {"conn", conn}});
   });
-  if (!found)
-    reply(protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
-                                   "Session not found: " + id));
 }
 
 void ServerCommands::list_sessions(const Submission& sub, Reply reply) {
   reply(protocol::success_response(sub.envelope.type, sub.envelope.id,
-                                   json{{"sessions", sessions_.summaries()}}));
+                                   json{{"sessions", sessions_.summaries(sub.principal)}}));
 }
 
 void ServerCommands::switch_session(const Submission& sub, Reply reply) {
   const Envelope& env = sub.envelope;
   const auto conn = sub.connection_id;
-  auto found = session_or_reply(env, reply);
+  auto found = session_or_reply(sub, reply);
   if (!found) return;
   auto& session = *found;
   auto after = env.body.find("afterSeq");
@@ -200,7 +274,7 @@ void ServerCommands::switch_session(const Submission& sub, Reply reply) {
 }
 
 void ServerCommands::unsubscribe(const Submission& sub, Reply reply) {
-  auto session = session_or_reply(sub.envelope, reply);
+  auto session = session_or_reply(sub, reply);
   if (!session) return;
   bool was = session->unsubscribe(sub.connection_id);
   reply(success(sub.envelope, json{{"wasSubscribed", was}}));
@@ -209,16 +283,16 @@ void ServerCommands::unsubscribe(const Submission& sub, Reply reply) {
 // ---------------------------------------------------------------- observability
 
 void ServerCommands::get_metrics(const Submission& sub, Reply reply) {
-  reply(protocol::success_response(sub.envelope.type, sub.envelope.id, metrics_.to_json()));
+  reply(protocol::success_response(sub.envelope.type, sub.envelope.id, metrics_.to_json(&sub.principal)));
 }
 
 void ServerCommands::health_check(const Submission& sub, Reply reply) {
-  reply(protocol::success_response(sub.envelope.type, sub.envelope.id, metrics_.health()));
+  reply(protocol::success_response(sub.envelope.type, sub.envelope.id, metrics_.health(&sub.principal)));
 }
 
 void ServerCommands::get_command_history(const Submission& sub, Reply reply) {
   reply(protocol::success_response(sub.envelope.type, sub.envelope.id,
-                                   reliability::command_history(outcomes_, sub.principal,
+                                   reliability::command_history(outcomes_, sub.principal.name,
                                                                 sub.envelope.body)));
 }
 

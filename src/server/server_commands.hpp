@@ -4,12 +4,14 @@
 // agent, or answered by the session itself). Handlers are registered by name; every
 // server row of the table has one (a unit test checks).
 #include <cstdint>
+#include <filesystem>
 #include <set>
 #include <string_view>
 
 #include "connections/connection_registry.hpp"
 #include "reliability/command_pipeline.hpp"
 #include "reliability/outcome_store.hpp"
+#include "security/path_confinement.hpp"
 #include "server/metrics_report.hpp"
 #include "server/responder.hpp"
 #include "session/session_registry.hpp"
@@ -18,14 +20,19 @@ namespace pi_server::server {
 
 class ServerCommands : public reliability::Executor {
  public:
+  // `paths` confines the path fields of commands; `default_cwd` is the cwd of a session
+  // whose create_session names none.
   ServerCommands(session::SessionRegistry& sessions, ConnectionRegistry& connections,
                  Responder& responder, const reliability::OutcomeStore& outcomes,
-                 const MetricsReport& metrics)
+                 const MetricsReport& metrics, const security::PathConfinement& paths,
+                 std::filesystem::path default_cwd)
       : sessions_(sessions),
         connections_(connections),
         responder_(responder),
         outcomes_(outcomes),
-        metrics_(metrics) {}
+        metrics_(metrics),
+        paths_(paths),
+        default_cwd_(std::move(default_cwd)) {}
 
   void execute(const reliability::Submission& submission, Reply reply) override;
 
@@ -55,15 +62,25 @@ class ServerCommands : public reliability::Executor {
   void set_lifecycle_events(const reliability::Submission& sub, Reply reply);
   // Session commands: to the session's agent (or the session itself).
   void to_session(const reliability::Submission& sub, Reply reply);
-  // The session a command names; if there is none, answers session_not_found and returns null.
-  std::shared_ptr<session::Session> session_or_reply(const protocol::Envelope& env,
+  // The session a command names, as its principal sees it; if there is none (or it is
+  // someone else's), answers session_not_found and returns null.
+  std::shared_ptr<session::Session> session_or_reply(const reliability::Submission& sub,
                                                      const Reply& reply) const;
+  // `path` resolved inside the workspace roots for `sub`'s principal (relative to `base`).
+  Result<std::filesystem::path> confine(const reliability::Submission& sub, std::string_view path,
+                                        const std::filesystem::path& base) const;
+  // The command with every path field of its row (FieldType::path) confined and replaced by
+  // its resolved form, or the refusal to answer.
+  Result<protocol::Envelope, protocol::Response> with_confined_paths(
+      const reliability::Submission& sub, const std::filesystem::path& base) const;
 
   session::SessionRegistry& sessions_;
   ConnectionRegistry& connections_;
   Responder& responder_;
   const reliability::OutcomeStore& outcomes_;
   const MetricsReport& metrics_;
+  const security::PathConfinement& paths_;
+  std::filesystem::path default_cwd_;
   // Connections that opted out of command_* lifecycle events.
   std::set<std::uint64_t> lifecycle_opt_out_;
   bool draining_ = false;

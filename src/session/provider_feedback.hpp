@@ -4,6 +4,7 @@
 #include <chrono>
 #include <string>
 
+#include "pi_server/principal.hpp"
 #include "session/session.hpp"
 
 namespace pi_server::session {
@@ -13,8 +14,9 @@ using ProviderResult = SessionObserver::ProviderResult;
 class ProviderLookup {
  public:
   virtual ~ProviderLookup() = default;
-  // The LLM provider of the session, or "" (unknown session, or no provider known yet).
-  virtual std::string provider_of(const std::string& session_id) const = 0;
+  // The LLM provider of the session, or "" (no such session that `asker` may see, or no
+  // provider known yet).
+  virtual std::string provider_of(const std::string& session_id, const Principal& asker) const = 0;
 };
 
 class ProviderFeedback {

@@ -27,7 +27,8 @@ std::string describe(const agent::ExitStatus& s) {
 
 }  // namespace
 
-Session::Session(SessionContext& context, std::string id, agent::SessionLaunch launch)
+Session::Session(SessionContext& context, std::string id, agent::SessionLaunch launch,
+                 std::string owner)
     : clock_(context.clock),
       launcher_(context.launcher),
       connections_(context.connections),
@@ -35,6 +36,7 @@ Session::Session(SessionContext& context, std::string id, agent::SessionLaunch l
       observer_(context.observer),
       agent_options_(context.agent_options),
       id_(std::move(id)),
+      owner_(std::move(owner)),
       quoted_id_(protocol::json_quote(id_)),
       launch_(std::move(launch)),
       ring_(context.event_buffer_bytes),

@@ -22,6 +22,7 @@
 #include "observability/metrics.hpp"
 #include "pi_server/clock.hpp"
 #include "pi_server/options.hpp"
+#include "pi_server/principal.hpp"
 #include "pi_server/result.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/frames.hpp"
@@ -82,14 +83,22 @@ struct SessionContext {
 
 class Session {
  public:
-  // Keeps references to what `context` refers to, not to `context` itself.
-  Session(SessionContext& context, std::string id, agent::SessionLaunch launch);
+  // Keeps references to what `context` refers to, not to `context` itself. `owner` is the
+  // name of the principal that created it.
+  Session(SessionContext& context, std::string id, agent::SessionLaunch launch,
+          std::string owner = local_principal().name);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
   const std::string& id() const { return id_; }
   const agent::SessionLaunch& launch() const { return launch_; }
+  // The principal that created it. Only it and admins see the session; to anyone else it
+  // does not exist (session_not_found, absent from lists and metrics).
+  const std::string& owner() const { return owner_; }
+  bool visible_to(const Principal& principal) const {
+    return principal.admin || principal.name == owner_;
+  }
 
   // Starts the agent (through the context's launcher). The failure's message is what the
   // client is told.
@@ -173,6 +182,7 @@ class Session {
   SessionObserver& observer_;
   const AgentOptions& agent_options_;
   std::string id_;
+  std::string owner_;
   std::string quoted_id_;  // json_quote(id_), spliced into every event envelope
   agent::SessionLaunch launch_;
 

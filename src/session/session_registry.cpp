@@ -64,7 +64,7 @@ Result<fs::path> SessionRegistry::prepare_session_dirs(const std::string& sessio
 }
 
 void SessionRegistry::create(std::string session_id, agent::SessionLaunch launch,
-                             std::uint64_t creator, Created done) {
+                             std::uint64_t creator, const Principal& owner, Created done) {
   if (session_id.empty()) {
     do session_id = random_session_id();
     while (sessions_.count(session_id));
@@ -76,12 +76,18 @@ void SessionRegistry::create(std::string session_id, agent::SessionLaunch launch
     return done(session_id, Status::error(ErrorCode::limit_reached,
                                           "Too many sessions (max " +
                                               std::to_string(options_.max_sessions) + ")"));
+  if (options_.max_sessions_per_principal > 0 &&
+      count_owned_by(owner.name) >= options_.max_sessions_per_principal)
+    return done(session_id, Status::error(ErrorCode::limit_reached,
+                                          "Too many sessions for this principal (max " +
+                                              std::to_string(options_.max_sessions_per_principal) +
+                                              ")"));
 
   auto dir = prepare_session_dirs(session_id);
   if (!dir) return done(session_id, Status::error(ErrorCode::agent_exited, dir.error()));
   launch.session_dir = *dir;
   launch.agent_dir = *dir / "agent";
-  auto session = std::make_shared<Session>(context_, session_id, launch);
+  auto session = std::make_shared<Session>(context_, session_id, launch, owner.name);
   if (auto started = session->start_agent(); !started)
     return done(session_id, Status::error(ErrorCode::agent_exited, started.message()));
   sessions_.emplace(session_id, session);
@@ -164,15 +170,35 @@ std::shared_ptr<Session> SessionRegistry::find(const std::string& session_id) co
   return it == sessions_.end() ? nullptr : it->second;
 }
 
+std::shared_ptr<Session> SessionRegistry::find_for(const std::string& session_id,
+                                                  const Principal& asker) const {
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end() || !it->second->visible_to(asker)) return nullptr;
+  return it->second;
+}
+
+bool SessionRegistry::hidden_from(const std::string& session_id, const Principal& asker) const {
+  auto it = sessions_.find(session_id);
+  return it != sessions_.end() && !it->second->visible_to(asker);
+}
+
+std::size_t SessionRegistry::count_owned_by(const std::string& principal_name) const {
+  std::size_t n = 0;
+  for (const auto& [id, s] : sessions_) n += s->owner() == principal_name;
+  for (const auto& [raw, s] : stopping_) n += s->owner() == principal_name;
+  return n;
+}
+
 bool SessionRegistry::all_quiet() const {
   for (const auto& [id, s] : sessions_)
     if (!s->quiet()) return false;
   return true;
 }
 
-json SessionRegistry::summaries() const {
+json SessionRegistry::summaries(const Principal& asker) const {
   json list = json::array();
-  for (const auto& [id, s] : sessions_) list.push_back(s->summary());
+  for (const auto& [id, s] : sessions_)
+    if (s->visible_to(asker)) list.push_back(s->summary());
   return list;
 }
 
@@ -180,15 +206,17 @@ void SessionRegistry::unsubscribe_everywhere(std::uint64_t connection_id) {
   for (auto& [id, s] : sessions_) s->unsubscribe(connection_id);
 }
 
-std::optional<std::uint64_t> SessionRegistry::session_version(const std::string& session_id) const {
-  auto it = sessions_.find(session_id);
-  if (it == sessions_.end()) return std::nullopt;
-  return it->second->version();
+std::optional<std::uint64_t> SessionRegistry::session_version(const std::string& session_id,
+                                                               const Principal& asker) const {
+  auto s = find_for(session_id, asker);
+  if (!s) return std::nullopt;
+  return s->version();
 }
 
-std::string SessionRegistry::provider_of(const std::string& session_id) const {
-  auto it = sessions_.find(session_id);
-  return it == sessions_.end() ? std::string() : it->second->provider();
+std::string SessionRegistry::provider_of(const std::string& session_id,
+                                         const Principal& asker) const {
+  auto s = find_for(session_id, asker);
+  return s ? s->provider() : std::string();
 }
 
 void SessionRegistry::on_provider_result(Session&, const std::string& provider,

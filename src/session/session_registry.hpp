@@ -41,25 +41,31 @@ class SessionRegistry : public SessionObserver,
   // Creates a session (a random id when `session_id` is empty) and starts its agent;
   // `done` gets the session's id and its info once the agent answered a first get_state, or
   // a failure with its wire code (session_exists, limit_reached, agent_exited). The creator
-  // is subscribed if still connected.
+  // is subscribed if still connected; `owner` owns the session (limited to
+  // max_sessions_per_principal of them when that is set).
   using Created = std::function<void(const std::string& session_id, Result<nlohmann::json> info)>;
   void create(std::string session_id, agent::SessionLaunch launch, std::uint64_t creator,
-              Created done);
+              const Principal& owner, Created done);
   // Removes the session at once (lookups fail from now on) and stops its agent; `done`
   // runs once the agent is reaped. False if there is no such session.
   bool remove(const std::string& session_id, std::function<void()> done);
   // Stops every agent (shutdown); `done` runs once all are reaped. No restarts after this.
   void stop_all(std::function<void()> done);
 
+  // Any session, whoever owns it (the daemon's own bookkeeping).
   std::shared_ptr<Session> find(const std::string& session_id) const;
+  // The session as `asker` sees it: null when there is none or it is someone else's.
+  std::shared_ptr<Session> find_for(const std::string& session_id, const Principal& asker) const;
+  // Sessions owned by `principal_name`, those still stopping included.
+  std::size_t count_owned_by(const std::string& principal_name) const;
   bool contains(const std::string& session_id) const { return sessions_.count(session_id) > 0; }
   std::size_t size() const { return sessions_.size(); }
   // Deleted sessions whose agent is still stopping.
   std::size_t stopping() const { return stopping_.size(); }
   // No run in progress and nothing waiting for an agent, in any session.
   bool all_quiet() const;
-  // list_sessions: every session's summary.
-  nlohmann::json summaries() const;
+  // list_sessions: the summary of every session `asker` may see.
+  nlohmann::json summaries(const Principal& asker) const;
   // The connection is gone: it is no longer anybody's subscriber.
   void unsubscribe_everywhere(std::uint64_t connection_id);
 
@@ -72,9 +78,11 @@ class SessionRegistry : public SessionObserver,
   std::uint64_t agent_restarts() const { return agent_restarts_; }
 
   // reliability::SessionVersions
-  std::optional<std::uint64_t> session_version(const std::string& session_id) const override;
+  std::optional<std::uint64_t> session_version(const std::string& session_id,
+                                               const Principal& asker) const override;
+  bool hidden_from(const std::string& session_id, const Principal& asker) const override;
   // ProviderLookup
-  std::string provider_of(const std::string& session_id) const override;
+  std::string provider_of(const std::string& session_id, const Principal& asker) const override;
   // SessionObserver
   void on_agent_exited(Session& session, const agent::ExitStatus& status) override;
   void on_session_quiet(Session& session) override {}

@@ -122,9 +122,13 @@ TEST_F(RealPiCommands, BashRunsAndStreamsUnderTheClientsId) {
 TEST_F(RealPiCommands, SessionFileCommands) {
   run_prompt(*client_, "s", "first prompt", "p1", std::chrono::seconds(60));
   std::string first_file = cmd({{"type", "get_state"}})["data"]["sessionFile"];
-  auto html = cmd({{"type", "export_html"}, {"outputPath", daemon_->state_dir() + "/export.html"}});
-  EXPECT_EQ(html["data"]["path"], daemon_->state_dir() + "/export.html");
-  EXPECT_TRUE(std::filesystem::exists(daemon_->state_dir() + "/export.html"));
+  // Paths a command names must be inside a workspace root; in the state dir, only the
+  // session's own folder is (docs/security.md).
+  std::string export_path =
+      (std::filesystem::canonical(daemon_->state_dir()) / "sessions" / "s" / "export.html").string();
+  auto html = cmd({{"type", "export_html"}, {"outputPath", export_path}});
+  EXPECT_EQ(html["data"]["path"], export_path) << html.dump();
+  EXPECT_TRUE(std::filesystem::exists(export_path));
   EXPECT_EQ(cmd({{"type", "clone"}})["data"]["cancelled"], false);
   EXPECT_EQ(cmd({{"type", "new_session"}})["data"]["cancelled"], false);
   EXPECT_EQ(cmd({{"type", "get_state"}})["data"]["messageCount"], 0);

@@ -78,7 +78,8 @@ TEST(WebSocket, BadInputGetsOneClearErrorAndChangesNothing) {
       {R"({"type":"prompt","id":"x4","sessionId":"nope","message":"hi"})", "session_not_found"},
       {R"({"type":"delete_session","id":"x5","sessionId":"nope"})", "session_not_found"},
       {R"({"type":"create_session","id":"x6","cwd":42})", "invalid_command"},
-      {R"({"type":"create_session","id":"x7","cwd":"/definitely/not/here"})", "invalid_command"},
+      // Outside every workspace root: refused before its existence is looked at.
+      {R"({"type":"create_session","id":"x7","cwd":"/definitely/not/here"})", "forbidden"},
       {R"({"type":"create_session","id":"x8","sessionId":"../escape"})", "invalid_command"},
       {R"({"type":"create_session","id":"x9","model":"no-slash"})", "invalid_command"},
       {R"({"type":"create_session","id":"x10","thinkingLevel":"galaxy"})", "invalid_command"},

@@ -72,8 +72,10 @@ class FakeLauncher : public agent::AgentLauncher {
 
 class FakeConnection : public Connection {
  public:
-  explicit FakeConnection(std::uint64_t id) : id_(id) {}
+  explicit FakeConnection(std::uint64_t id, Principal principal = local_principal())
+      : id_(id), principal_(std::move(principal)) {}
   std::uint64_t id() const override { return id_; }
+  const Principal& principal() const override { return principal_; }
   std::string_view transport() const override { return "test"; }
   SendStatus send_control(Frame frame) override {
     controls.push_back(json::parse(*frame));
@@ -97,6 +99,7 @@ class FakeConnection : public Connection {
 
  private:
   std::uint64_t id_;
+  Principal principal_;
 };
 
 }  // namespace pi_server::testing

@@ -45,11 +45,16 @@ class FakeExecutor : public Executor {
 class FakeVersions : public SessionVersions {
  public:
   explicit FakeVersions(const FakeExecutor& executor) : executor_(executor) {}
-  std::optional<std::uint64_t> session_version(const std::string& s) const override {
+  std::optional<std::uint64_t> session_version(const std::string& s, const Principal&) const override {
     auto it = executor_.versions.find(s);
     if (it == executor_.versions.end()) return std::nullopt;
     return it->second;
   }
+  // Sessions that exist but belong to someone the asker may not see.
+  bool hidden_from(const std::string& s, const Principal& asker) const override {
+    return hidden.count(s) && asker.name != "owner";
+  }
+  std::set<std::string> hidden;
 
  private:
   const FakeExecutor& executor_;
@@ -101,12 +106,13 @@ struct Harness {
       : store(clock, o.max_outcomes, o.outcome_max_age),
         versions(executor),
         pipeline(clock, clock, {store, admission, versions, executor, delivery}, o) {}
-  void submit(const std::string& text, std::uint64_t conn = 1) {
+  void submit(const std::string& text, std::uint64_t conn = 1, const Principal& as = local_principal()) {
     auto r = protocol::parse_envelope(text);
     ASSERT_TRUE(r) << text;
     Submission s;
     s.envelope = r.value();
     s.connection_id = conn;
+    s.principal = as;
     pipeline.submit(std::move(s));
   }
   ManualClock clock;
@@ -189,6 +195,27 @@ TEST(CommandPipeline, LaneRunsInAdmissionOrderOneAtATime) {
   EXPECT_EQ(h.executor.calls[2].sub.envelope.id, "2");
   h.executor.answer(2);
   EXPECT_EQ(h.executor.calls[3].sub.envelope.id, "3");
+}
+
+TEST(CommandPipeline, SomeoneElsesSessionGetsALaneOfItsOwnNamedLikeTheSessions) {
+  Harness h;
+  h.versions.hidden.insert("s");
+  const Principal owner{"owner", false}, other{"other", false};
+  h.submit(prompt("1"), 1, owner);
+  // The owner's prompt holds lane s; another principal's command is not queued behind it
+  // (as it would not be for a session that does not exist)...
+  h.submit(prompt("x"), 2, other);
+  ASSERT_EQ(h.executor.calls.size(), 2u);
+  EXPECT_EQ(h.executor.calls[1].sub.envelope.id, "x");
+  // ...and its lane is still called session:s where clients and metrics see it.
+  EXPECT_EQ(h.pipeline.lane_depths().at("session:s"), 2u);
+  bool named = false;
+  for (const auto& e : h.delivery.events)
+    if (e.type == "command_accepted" && e.data["commandId"] == "x") {
+      EXPECT_EQ(e.data["lane"], "session:s");
+      named = true;
+    }
+  EXPECT_TRUE(named);
 }
 
 TEST(CommandPipeline, AbortBypassesABusyLane) {

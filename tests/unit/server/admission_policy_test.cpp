@@ -14,7 +14,7 @@ namespace {
 
 class FakeProviders : public session::ProviderLookup {
  public:
-  std::string provider_of(const std::string& session_id) const override {
+  std::string provider_of(const std::string& session_id, const Principal&) const override {
     auto it = providers.find(session_id);
     return it == providers.end() ? "" : it->second;
   }

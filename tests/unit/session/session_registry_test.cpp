@@ -40,9 +40,10 @@ struct Harness {
   ~Harness() { fs::remove_all(options.state_dir); }
 
   // Creates a session and answers its agent's first get_state (unless `answer` is false).
-  Result<json> create(const std::string& id, bool answer = true) {
+  Result<json> create(const std::string& id, bool answer = true,
+                      const Principal& owner = local_principal()) {
     std::optional<Result<json>> out;
-    registry.create(id, agent::SessionLaunch{}, client->id(),
+    registry.create(id, agent::SessionLaunch{}, client->id(), owner,
                     [&](const std::string&, Result<json> r) { out.emplace(std::move(r)); });
     if (!out && answer) answer_probe(launcher.agents.back());
     clock.run_due();
@@ -83,7 +84,7 @@ struct Harness {
 TEST(SessionRegistry, CreateWaitsForTheAgentsFirstAnswer) {
   Harness h;
   std::optional<Result<json>> out;
-  h.registry.create("s1", agent::SessionLaunch{}, h.client->id(),
+  h.registry.create("s1", agent::SessionLaunch{}, h.client->id(), local_principal(),
                     [&](const std::string&, Result<json> r) { out.emplace(std::move(r)); });
   ASSERT_EQ(h.launcher.agents.size(), 1u);
   EXPECT_FALSE(out) << "no answer before the agent answered get_state";
@@ -121,7 +122,7 @@ TEST(SessionRegistry, AgentThatCannotStartOrAnswerLeavesNoSession) {
   EXPECT_FALSE(h.registry.contains("a"));
   h.launcher.fail = false;
   std::optional<Result<json>> out;
-  h.registry.create("b", agent::SessionLaunch{}, 7, [&](const std::string&, Result<json> x) { out.emplace(std::move(x)); });
+  h.registry.create("b", agent::SessionLaunch{}, 7, local_principal(), [&](const std::string&, Result<json> x) { out.emplace(std::move(x)); });
   Harness::answer_probe(h.launcher.agents.back(), /*success=*/false);
   ASSERT_TRUE(out);
   EXPECT_FALSE(*out);
@@ -182,14 +183,48 @@ TEST(SessionRegistry, VersionsAndProvidersAreLookedUpBySession) {
   Harness h;
   h.options.agent.default_model = "acme/m1";
   ASSERT_TRUE(h.create("a"));
-  EXPECT_EQ(h.registry.session_version("a"), 0u);
-  EXPECT_EQ(h.registry.session_version("nope"), std::nullopt);
-  EXPECT_EQ(h.registry.provider_of("a"), "acme");
-  EXPECT_EQ(h.registry.provider_of("nope"), "");
+  const Principal& me = local_principal();
+  EXPECT_EQ(h.registry.session_version("a", me), 0u);
+  EXPECT_EQ(h.registry.session_version("nope", me), std::nullopt);
+  EXPECT_EQ(h.registry.provider_of("a", me), "acme");
+  EXPECT_EQ(h.registry.provider_of("nope", me), "");
   // What the agent reports about its provider reaches the feedback (the breakers).
   h.launcher.agents[0]->say(json{{"type", "message_end"},
                                  {"message", {{"role", "assistant"}, {"provider", "acme"},
                                               {"stopReason", "error"}}}});
   ASSERT_EQ(h.feedback.results.size(), 1u);
   EXPECT_EQ(h.feedback.results[0].second, session::ProviderResult::failure);
+}
+
+TEST(SessionRegistry, ASessionIsSeenOnlyByItsOwnerAndAdmins) {
+  Harness h;
+  h.options.agent.default_model = "acme/m1";
+  const Principal alice{"alice", false}, bob{"bob", false}, root{"root", true};
+  ASSERT_TRUE(h.create("a", true, alice));
+  EXPECT_EQ(h.registry.find("a")->owner(), "alice");
+  EXPECT_TRUE(h.registry.find_for("a", alice));
+  EXPECT_TRUE(h.registry.find_for("a", root));
+  EXPECT_FALSE(h.registry.find_for("a", bob));
+  // To bob it does not exist: no version, no provider (so no breaker answers for it).
+  EXPECT_EQ(h.registry.session_version("a", bob), std::nullopt);
+  EXPECT_EQ(h.registry.provider_of("a", bob), "");
+  EXPECT_TRUE(h.registry.hidden_from("a", bob));
+  EXPECT_FALSE(h.registry.hidden_from("a", alice));
+  EXPECT_FALSE(h.registry.hidden_from("nope", bob)) << "nothing to hide";
+  EXPECT_EQ(h.registry.summaries(alice).size(), 1u);
+  EXPECT_EQ(h.registry.summaries(bob).size(), 0u);
+  EXPECT_EQ(h.registry.summaries(root).size(), 1u);
+}
+
+TEST(SessionRegistry, SessionsPerPrincipalAreCapped) {
+  Harness h;
+  h.options.max_sessions = 10;
+  h.options.max_sessions_per_principal = 1;
+  const Principal alice{"alice", false}, bob{"bob", false};
+  ASSERT_TRUE(h.create("a1", true, alice));
+  auto over = h.create("a2", true, alice);
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.status().code(), ErrorCode::limit_reached);
+  EXPECT_TRUE(h.create("b1", true, bob)) << "the cap is per principal";
+  EXPECT_EQ(h.registry.count_owned_by("alice"), 1u);
 }
