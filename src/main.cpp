@@ -9,6 +9,7 @@
 
 #include "agent/pi_setup.hpp"
 #include "config/flags.hpp"
+#include "config/reloader.hpp"
 #include "demo/demo_model.hpp"
 #include "observability/log.hpp"
 #include "pi_server/options.hpp"
@@ -30,7 +31,16 @@ int main(int argc, char** argv) {
   if (!command_line) return command_line.failure();
   log::init(command_line->log_level, command_line->log_format);
   transport::raise_descriptor_limit();
-  ServerOptions options = std::move(command_line->options);
+  ServerOptions options = command_line->options;
+  config::Reloader reloader(std::move(command_line).value());
+  // SIGHUP's steps (config/reloader.hpp). Token files and TLS certificates add theirs here.
+  reloader.add_step("log", {"log-level", "log-format"},
+                    [](const config::CommandLine& next, const std::set<std::string>& changed) {
+                      log::init(next.log_level, next.log_format);
+                      std::string detail;
+                      for (const auto& key : changed) detail += (detail.empty() ? "" : ", ") + key;
+                      return config::ReloadStepOutcome{true, detail};
+                    });
 
   std::error_code ec;
   fs::create_directories(options.state_dir / "agent", ec);
@@ -131,10 +141,10 @@ int main(int argc, char** argv) {
         signals.async_wait(on_signal);
       };
   signals.async_wait(on_signal);
-  // SIGHUP (a closed terminal, a reload request) must not kill the daemon and its agents.
+  // SIGHUP reloads (a closed terminal must not kill the daemon and its agents either).
   std::function<void(boost::system::error_code, int)> on_hangup = [&](boost::system::error_code ec, int) {
     if (ec) return;
-    log::info("sighup_ignored");
+    reloader.reload();
     hangup.async_wait(on_hangup);
   };
   hangup.async_wait(on_hangup);

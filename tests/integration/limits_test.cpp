@@ -128,7 +128,7 @@ TEST(Limits, NonLoopbackListenIsRefusedWithExitCode2) {
 TEST(Limits, SighupDoesNotStopTheDaemon) {
   Daemon d;
   ::kill(d.pid(), SIGHUP);
-  EXPECT_TRUE(d.wait_log("sighup_ignored", std::chrono::seconds(5)));
+  EXPECT_TRUE(d.wait_log("reload", std::chrono::seconds(5)));
   EXPECT_EQ(http_get(d.port(), "/healthz").status, 200u);
 }
 
