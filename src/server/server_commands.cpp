@@ -3,6 +3,8 @@
 // checked here is meaning (an existing directory, a known thinking level...).
 #include "server/server_commands.hpp"
 
+#include "reliability/command_log.hpp"
+
 #include <algorithm>
 #include <filesystem>
 #include <utility>
@@ -129,7 +131,7 @@ void ServerCommands::create_session(const Submission& sub, Reply reply) {
                          "Field 'thinkingLevel' must be one of off, minimal, low, medium, high, xhigh"));
 
   sessions_.create(session_id, std::move(launch), sub.connection_id,
-                   [this, env_type = env.type, env_id = env.id, conn = sub.connection_id,
+                   [this, env_type = env.type, env_id = env.id, sub,
                     reply = std::move(reply)](const std::string& id, Result<json> created) {
                      if (!created) {
                        auto r = protocol::error_response(
@@ -146,7 +148,7 @@ void ServerCommands::create_session(const Submission& sub, Reply reply) {
                      r.session_id = id;
                      reply(r);
                      responder_.broadcast("session_created", {{"sessionId", id}, {"sessionInfo", info}});
-                     log::info("session_created", {{"session", id}, {"conn", conn}});
+                     reliability::log_command(log::Level::info, "session_created", sub, {{"session", id}});
                    });
 }
 
@@ -154,10 +156,10 @@ void ServerCommands::delete_session(const Submission& sub, Reply reply) {
   const Envelope& env = sub.envelope;
   std::string id = *env.session_id;
   // Answer once the agent is gone, so "deleted" means no process is left.
-  bool found = sessions_.remove(id, [this, id, env, conn = sub.connection_id, reply] {
+  bool found = sessions_.remove(id, [this, id, env, sub, reply] {
     reply(success(env, json{{"sessionId", id}, {"deleted", true}}));
     responder_.broadcast("session_deleted", {{"sessionId", id}});
-    log::info("session_deleted", {{"session", id}, {"conn", conn}});
+    reliability::log_command(log::Level::info, "session_deleted", sub);
   });
   if (!found)
     reply(protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
