@@ -14,6 +14,7 @@
 #include "observability/log.hpp"
 #include "pi_server/options.hpp"
 #include "server/server.hpp"
+#include "service/systemd.hpp"
 #include "transport/transports.hpp"
 
 extern char** environ;
@@ -103,9 +104,31 @@ int main(int argc, char** argv) {
   }
 
   server::Server server(io, options);
+  service::SystemdNotifier systemd(io, [&server] {
+    return std::to_string(server.session_count()) + " sessions, " +
+           std::to_string(server.connection_count()) + " connections";
+  });
+  server.set_on_drain([&systemd] { systemd.stopping(); });
   std::vector<std::string> transports;
   std::shared_ptr<transport::Listener> listener;
-  if (options.listen) {
+  // A socket from a .socket unit replaces --listen (the unit's ListenStream= is the address).
+  auto activated = service::activated_socket();
+  if (!activated.error.empty()) {
+    log::error("socket_activation_failed", {{"error", activated.error}});
+    std::cerr << "pi-server: " << activated.error << "\n";
+    return kExitBadUsage;
+  }
+  if (activated.fd) {
+    auto started = transport::start_listener_on(io, *activated.fd, &server, server, options.connection,
+                                                options.max_connections);
+    if (!started) {
+      log::error("listen_failed", {{"error", started.error()}});
+      std::cerr << "pi-server: " << started.error() << "\n";
+      return kExitBadUsage;
+    }
+    listener = started.value();
+    transports.push_back("websocket");
+  } else if (options.listen) {
     auto started = transport::start_listener(io, options.listen_host, options.listen_port, &server,
                                              server, options.connection, options.max_connections);
     if (!started) {
@@ -155,9 +178,12 @@ int main(int argc, char** argv) {
   if (listener)
     log::info("listening", {{"address", listener->address()},
                             {"stateDir", options.state_dir.string()},
+                            {"socketActivated", activated.fd.has_value()},
                             {"version", PI_SERVER_VERSION}});
   else
     log::info("serving_stdio", {{"stateDir", options.state_dir.string()}, {"version", PI_SERVER_VERSION}});
+  // The listener accepts and /healthz answers 200 from here on.
+  systemd.ready(listener ? "listening on " + listener->address() + ": " : "serving stdio: ");
 
   io.run();
   int code = server.exit_code();

@@ -47,6 +47,9 @@ class Server : public ConnectionHandler, public HttpHandler {
   // gracefully, close connections; `done` runs once (at the latest after drain_timeout).
   void shutdown(std::string reason, std::function<void()> done);
   bool draining() const { return draining_; }
+  // Runs once when a drain starts, whatever started it (a signal, stdin EOF): systemd's
+  // STOPPING=1.
+  void set_on_drain(std::function<void()> on_drain) { on_drain_ = std::move(on_drain); }
   void set_ready(bool ready) { ready_ = ready; }
   void set_transports(std::vector<std::string> transports) { transports_ = std::move(transports); }
 
@@ -73,6 +76,7 @@ class Server : public ConnectionHandler, public HttpHandler {
 
   boost::asio::io_context& io_;
   ServerOptions options_;
+  std::function<void()> on_drain_;
   std::vector<std::string> transports_;
   SystemClock clock_;
   reliability::AsioScheduler scheduler_;

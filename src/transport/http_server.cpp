@@ -212,6 +212,19 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
     return Status::ok();
   }
 
+  // A socket someone else bound and put in listening state (systemd socket activation).
+  Status adopt(int fd) {
+    sockaddr_storage local{};
+    socklen_t length = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) != 0)
+      return Status::error(std::string("passed socket: ") + std::strerror(errno));
+    beast::error_code ec;
+    acceptor_.assign(local.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+    if (!ec) acceptor_.native_non_blocking(true, ec);
+    if (ec) return Status::error("cannot use the passed socket: " + ec.message());
+    return Status::ok();
+  }
+
   void start() {
     reserve_fd_ = open_reserve();
     asio::co_spawn(acceptor_.get_executor(), accept_loop(shared_from_this()), log_coroutine_failure);
@@ -337,6 +350,15 @@ Result<std::shared_ptr<Listener>> start_listener(
     std::size_t max_sockets) {
   auto listener = std::make_shared<TcpListener>(io, ws_handler, http_handler, limits, max_sockets);
   if (auto bound = listener->bind(host, port); !bound) return bound;
+  listener->start();
+  return std::shared_ptr<Listener>(listener);
+}
+
+Result<std::shared_ptr<Listener>> start_listener_on(
+    asio::io_context& io, int listening_fd, ConnectionHandler* ws_handler,
+    HttpHandler& http_handler, const ConnectionLimits& limits, std::size_t max_sockets) {
+  auto listener = std::make_shared<TcpListener>(io, ws_handler, http_handler, limits, max_sockets);
+  if (auto adopted = listener->adopt(listening_fd); !adopted) return adopted;
   listener->start();
   return std::shared_ptr<Listener>(listener);
 }

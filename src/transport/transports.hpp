@@ -52,6 +52,12 @@ Result<std::shared_ptr<Listener>> start_listener(
     ConnectionHandler* ws_handler, HttpHandler& http_handler, const ConnectionLimits& limits,
     std::size_t max_sockets = 0);
 
+// Like start_listener, on a socket that is already bound and listening (socket activation).
+// The listener owns `listening_fd` from now on.
+Result<std::shared_ptr<Listener>> start_listener_on(
+    boost::asio::io_context& io, int listening_fd, ConnectionHandler* ws_handler,
+    HttpHandler& http_handler, const ConnectionLimits& limits, std::size_t max_sockets = 0);
+
 // Raises the soft RLIMIT_NOFILE to the hard limit and logs both (fd_limit): sockets, agent
 // pipes and pidfds all need descriptors, and the default soft limit is often 1024.
 void raise_descriptor_limit();
