@@ -1,12 +1,13 @@
 #include "ws_client.hpp"
 
+#include "client/ws_connection.hpp"
+
 #include <sys/socket.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/websocket.hpp>
 #include <stdexcept>
 
 namespace pi_server::testing {
@@ -43,67 +44,62 @@ HttpResult http_get(std::uint16_t port, const std::string& target) {
   return out;
 }
 
+// The WebSocket half is pi-server-client's own code (src/client/ws_connection.*).
 struct WsClient::Impl {
   asio::io_context io;
-  websocket::stream<tcp::socket> ws{io};
-  beast::flat_buffer buffer;
+  client::WsConnection conn{io};
   bool reading = false;
   bool done = false;
-  beast::error_code result;
+  std::optional<Result<std::string>> result;
 };
 
 WsClient::WsClient(std::uint16_t port, std::vector<std::pair<std::string, std::string>> headers)
     : impl_(std::make_unique<Impl>()) {
-  impl_->ws.next_layer().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-  impl_->ws.set_option(websocket::stream_base::decorator([headers](websocket::request_type& req) {
-    for (const auto& [k, v] : headers) req.set(k, v);
-  }));
-  impl_->ws.read_message_max(1u << 30);
-  impl_->ws.handshake("127.0.0.1", "/");
+  client::Endpoint endpoint{false, "127.0.0.1", std::to_string(port), "/"};
+  client::ConnectOptions options;
+  options.headers = std::move(headers);
+  auto connected = impl_->conn.connect(endpoint, options);
+  if (!connected) throw std::runtime_error(connected.failure().message);
 }
 
 WsClient::~WsClient() {
-  beast::error_code ec;
-  impl_->ws.next_layer().close(ec);
+  impl_->conn.abort();
   impl_->io.restart();
   impl_->io.run();  // let a pending read finish with operation_aborted
 }
 
 void WsClient::send(const nlohmann::json& command) { send_text(command.dump()); }
 
-// Writes are asynchronous too: Beast allows one read and one write in flight, and a read
-// may be pending from an earlier timed-out next().
+// Writes are asynchronous too: one read and one write may be in flight, and a read may be
+// pending from an earlier timed-out next().
 void WsClient::send_text(const std::string& text) { write(text, true); }
 void WsClient::send_binary(const std::string& bytes) { write(bytes, false); }
 
-void WsClient::set_auto_fragment(bool on) { impl_->ws.auto_fragment(on); }
+void WsClient::set_auto_fragment(bool on) { impl_->conn.set_auto_fragment(on); }
 
 void WsClient::write(const std::string& data, bool text) {
   auto& impl = *impl_;
-  impl.ws.text(text);
   bool written = false;
-  beast::error_code result;
-  impl.ws.async_write(asio::buffer(data), [&](beast::error_code ec, std::size_t) {
-    result = ec;
+  Status result;
+  impl.conn.send(data, text, [&](Status s) {
+    result = std::move(s);
     written = true;
   });
   impl.io.restart();
   while (!written && impl.io.run_one_for(std::chrono::seconds(10)) > 0) {
   }
-  if (!written || result) throw std::runtime_error("websocket write failed: " + result.message());
+  if (!written || !result) throw std::runtime_error(written ? result.message() : "websocket write timed out");
 }
 
 std::optional<std::string> WsClient::next_raw(std::chrono::milliseconds timeout) {
-  // Asio's synchronous reads ignore SO_RCVTIMEO, so read asynchronously and run the private
-  // io_context for at most `timeout`. A read that times out stays pending and is picked up
-  // by the next call, so a quiet period never breaks the stream.
+  // Run the private io_context for at most `timeout`. A read that times out stays pending
+  // and is picked up by the next call, so a quiet period never breaks the stream.
   auto& impl = *impl_;
   if (!impl.reading) {
     impl.reading = true;
     impl.done = false;
-    impl.buffer.consume(impl.buffer.size());
-    impl.ws.async_read(impl.buffer, [&impl](beast::error_code ec, std::size_t) {
-      impl.result = ec;
+    impl.conn.async_read([&impl](Result<std::string> r) {
+      impl.result = std::move(r);
       impl.done = true;
     });
   }
@@ -111,16 +107,13 @@ std::optional<std::string> WsClient::next_raw(std::chrono::milliseconds timeout)
   impl.io.run_for(timeout);
   if (!impl.done) return std::nullopt;
   impl.reading = false;
-  if (impl.result) {
+  if (!*impl.result) {
     if (std::getenv("PI_SERVER_TEST_ECHO_LOGS"))
-      std::fprintf(stderr, "[client] read: %s\n", impl.result.message().c_str());
-    // The close frame's code is recorded even when Beast's teardown after it fails (the
-    // server may already have shut the TCP connection down).
-    if (impl.result == websocket::error::closed || impl.ws.reason().code != 0)
-      close_code_ = impl.ws.reason().code;
+      std::fprintf(stderr, "[client] read: %s\n", impl.result->error().c_str());
+    close_code_ = impl.conn.close_code();
     return std::nullopt;
   }
-  std::string text = beast::buffers_to_string(impl.buffer.data());
+  std::string text = std::move(impl.result->value());
   raw_history_.push_back(text);
   return text;
 }
@@ -160,7 +153,7 @@ nlohmann::json WsClient::request(nlohmann::json command, std::chrono::millisecon
 
 void WsClient::close() {
   bool closed = false;
-  impl_->ws.async_close(websocket::close_code::normal, [&](beast::error_code) { closed = true; });
+  impl_->conn.async_close([&] { closed = true; });
   impl_->io.restart();
   while (!closed && impl_->io.run_one_for(std::chrono::seconds(5)) > 0) {
   }
