@@ -57,17 +57,17 @@ int run_sessions(boost::asio::io_context& io, WsConnection& conn) {
   // command, and then there are none to show.
   auto stored = request(io, conn, {{"type", "list_stored_sessions"}, {"id", "stored"}});
 
-  std::printf("%-24s %-11s %-28s %-5s %s\n", "SESSION", "STATE", "MODEL", "SUBS", "CWD");
+  std::printf("%-28s %-11s %-28s %-5s %s\n", "SESSION", "STATE", "MODEL", "SUBS", "CWD");
   std::set<std::string> shown;
   for (const auto& s : (*running)["data"].value("sessions", nlohmann::json::array())) {
     shown.insert(text(s, "sessionId"));
-    std::printf("%-24s %-11s %-28s %-5s %s\n", text(s, "sessionId").c_str(), text(s, "state").c_str(),
+    std::printf("%-28s %-11s %-28s %-5s %s\n", text(s, "sessionId").c_str(), text(s, "state").c_str(),
                 text(s, "model").c_str(), text(s, "subscriberCount").c_str(), text(s, "cwd").c_str());
   }
   if (stored && stored->value("success", false))
     for (const auto& s : (*stored)["data"].value("sessions", nlohmann::json::array()))
       if (!shown.count(text(s, "sessionId")))
-        std::printf("%-24s %-11s %-28s %-5s %s\n", text(s, "sessionId").c_str(), "stored",
+        std::printf("%-28s %-11s %-28s %-5s %s\n", text(s, "sessionId").c_str(), "stored",
                     text(s, "model").c_str(), "-", text(s, "cwd").c_str());
   std::fflush(stdout);
   bool closed = false;
