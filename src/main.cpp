@@ -172,6 +172,22 @@ int main(int argc, char** argv) {
   };
   hangup.async_wait(on_hangup);
 
+  reloader.add_step("limits", {"max-sessions", "max-connections"},
+                    [&](const config::CommandLine& next, const std::set<std::string>& changed) {
+                      std::string detail;
+                      if (changed.count("max-sessions")) {
+                        server.set_max_sessions(next.options.max_sessions);
+                        detail = "max-sessions " + std::to_string(next.options.max_sessions);
+                      }
+                      if (changed.count("max-connections")) {
+                        server.set_max_connections(next.options.max_connections);
+                        if (listener) listener->set_max_sockets(next.options.max_connections);
+                        detail += std::string(detail.empty() ? "" : ", ") + "max-connections " +
+                                  std::to_string(next.options.max_connections);
+                      }
+                      return config::ReloadStepOutcome{true, detail};
+                    });
+
   std::shared_ptr<Connection> stdio;
   if (options.stdio) stdio = transport::start_stdio(io, server, options.connection);
   server.set_ready(true);

@@ -58,6 +58,11 @@ class Server : public ConnectionHandler, public HttpHandler {
   static constexpr int kExitOutputCutOff = 3;
   int exit_code();
 
+  // New caps (SIGHUP reload). Sessions and connections above a lowered cap stay; new ones
+  // are refused until the count is below it.
+  void set_max_sessions(std::size_t n) { options_.max_sessions = n; }
+  void set_max_connections(std::size_t n) { options_.max_connections = n; }
+
   std::size_t session_count() const { return sessions_.size(); }
   std::size_t connection_count() const { return connections_.size(); }
 

@@ -241,6 +241,7 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
     beast::error_code ignored;
     acceptor_.close(ignored);
   }
+  void set_max_sockets(std::size_t max_sockets) override { max_sockets_ = max_sockets; }
   ListenerStats stats() const override {
     auto stats = accounting_->stats;
     stats.open_sockets = accounting_->table.size();

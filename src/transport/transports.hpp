@@ -43,6 +43,8 @@ class Listener {
   // Stops accepting; open connections are not touched.
   virtual void stop() = 0;
   virtual ListenerStats stats() const = 0;
+  // A new socket cap (SIGHUP reload); sockets already open are not closed for it.
+  virtual void set_max_sockets(std::size_t max_sockets) = 0;
 };
 
 // Binds host:port and starts accepting. Fails with the reason (bad address, port in use).
