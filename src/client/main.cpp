@@ -28,7 +28,7 @@ std::string trim(std::string s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"pi-server-client: talk to a pi-server daemon over WebSocket"};
+  CLI::App app{"pi-server-client: talk to a pi-server daemon over WebSocket", "pi-server-client"};
   app.set_version_flag("--version", std::string("pi-server-client ") + PI_SERVER_VERSION);
   app.require_subcommand(1);
   std::string url = "ws://127.0.0.1:3141";

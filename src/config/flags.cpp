@@ -86,7 +86,7 @@ Result<CommandLine, ParseStop> parse_arguments(const std::vector<std::string>& a
   std::uint64_t drain_timeout_ms = 10000;
   std::uint64_t heartbeat_seconds = 30;
 
-  CLI::App app{"pi-server: serves many pi coding-agent sessions over WebSocket and stdio"};
+  CLI::App app{"pi-server: serves many pi coding-agent sessions over WebSocket and stdio", "pi-server"};
   app.set_version_flag("--version", std::string("pi-server ") + PI_SERVER_VERSION);
   auto reader = std::make_shared<TomlConfig>(app, secret_keys());
   app.config_formatter(reader);
