@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <charconv>
 #include <boost/asio/ip/address.hpp>
 #include <cstdlib>
 #include <iostream>
@@ -52,6 +53,14 @@ const CLI::Validator kPositive(
       return {};
     },
     "> 0", "POSITIVE");
+
+// CLI11 prints a double's default with 6 digits (16777216 becomes "1.67772e+07"), so
+// --print-config would not read back the same value; the shortest exact form does.
+std::string exact(double value) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  return std::string(buf, end);
+}
 
 ParseStop usage_error(const std::string& why) { return {kExitBadUsage, "pi-server: " + why + "\n"}; }
 
@@ -172,15 +181,15 @@ Result<CommandLine, ParseStop> parse_arguments(const std::vector<std::string>& a
                  "How long a command waits for an unfinished dependsOn command")
       ->capture_default_str()->check(kPositive);
   app.add_option("--rate-limit", options.rate_limit_per_second, "Commands per second per connection")
-      ->capture_default_str()->check(kPositive);
+      ->default_str(exact(options.rate_limit_per_second))->check(kPositive);
   app.add_option("--rate-limit-bytes", options.rate_limit_bytes_per_second,
                  "Inbound bytes per second per connection (checked before parsing)")
-      ->capture_default_str()->check(kPositive);
+      ->default_str(exact(options.rate_limit_bytes_per_second))->check(kPositive);
   app.add_option("--rate-burst-bytes", options.rate_limit_bytes_burst,
                  "Inbound byte bucket size per connection (at least --max-frame-bytes)")
-      ->capture_default_str()->check(kPositive);
+      ->default_str(exact(options.rate_limit_bytes_burst))->check(kPositive);
   app.add_option("--rate-burst", options.rate_limit_burst, "Token bucket size per connection")
-      ->capture_default_str()->check(kPositive);
+      ->default_str(exact(options.rate_limit_burst))->check(kPositive);
   app.add_option("--breaker-failures", breaker.failure_threshold,
                  "Provider failures within the window that open its circuit")
       ->capture_default_str()->check(kPositive);

@@ -175,6 +175,25 @@ TEST(PackagedConfig, IsTheExampleInTheDocsAndEveryKeyInItIsValid) {
   for (const Setting& s : all->settings)
     EXPECT_NE(file.find(s.key + " = "), std::string::npos) << s.key << " is missing from packaging/pi-server.toml";
   EXPECT_EQ(keys + 1, all->settings.size()) << "every key but agent-command is commented out";
+
+  // The commented-out values are the defaults (and read back exactly: a double printed with
+  // 6 digits would not).
+  const std::vector<std::string> same = {"--state-dir", dir.path(), "--log-format", "json"};
+  auto from_file = parse_arguments([&] {
+    auto a = same;
+    a.insert(a.end(), {"--config", dir.path() + "/all.toml"});
+    return a;
+  }());
+  auto defaults = parse_arguments([&] {
+    auto a = same;
+    a.insert(a.end(), {"--agent-command", "/opt/pi-server/agent/pi"});
+    return a;
+  }());
+  ASSERT_TRUE(from_file) << from_file.failure().output;
+  ASSERT_TRUE(defaults);
+  ASSERT_EQ(from_file->settings.size(), defaults->settings.size());
+  for (std::size_t i = 0; i < defaults->settings.size(); ++i)
+    EXPECT_EQ(from_file->settings[i].value, defaults->settings[i].value) << defaults->settings[i].key;
 }
 
 }  // namespace
