@@ -10,10 +10,12 @@
 #include "agent/pi_setup.hpp"
 #include "auth/request_gate.hpp"
 #include "config/flags.hpp"
+#include "config/reloader.hpp"
 #include "demo/demo_model.hpp"
 #include "observability/log.hpp"
 #include "pi_server/options.hpp"
 #include "server/server.hpp"
+#include "service/systemd.hpp"
 #include "transport/transports.hpp"
 
 extern char** environ;
@@ -31,7 +33,16 @@ int main(int argc, char** argv) {
   if (!command_line) return command_line.failure();
   log::init(command_line->log_level, command_line->log_format);
   transport::raise_descriptor_limit();
-  ServerOptions options = std::move(command_line->options);
+  ServerOptions options = command_line->options;
+  config::Reloader reloader(std::move(command_line).value());
+  // SIGHUP's steps (config/reloader.hpp). Token files and TLS certificates add theirs here.
+  reloader.add_step("log", {"log-level", "log-format"},
+                    [](const config::CommandLine& next, const std::set<std::string>& changed) {
+                      log::init(next.log_level, next.log_format);
+                      std::string detail;
+                      for (const auto& key : changed) detail += (detail.empty() ? "" : ", ") + key;
+                      return config::ReloadStepOutcome{true, detail};
+                    });
 
   std::error_code ec;
   fs::create_directories(options.state_dir / "agent", ec);
@@ -95,10 +106,23 @@ int main(int argc, char** argv) {
   }
 
   server::Server server(io, options);
-  // The door of the listener: Origin, and credentials when authentication is on.
+  service::SystemdNotifier systemd(io, [&server] {
+    return std::to_string(server.session_count()) + " sessions, " +
+           std::to_string(server.connection_count()) + " connections";
+  });
+  server.set_on_drain([&systemd] { systemd.stopping(); });
+  // A socket from a .socket unit replaces --listen (the unit's ListenStream= is the address).
+  auto activated = service::activated_socket();
+  if (!activated.error.empty()) {
+    log::error("socket_activation_failed", {{"error", activated.error}});
+    std::cerr << "pi-server: " << activated.error << "\n";
+    return kExitBadUsage;
+  }
+  const std::string bound_host = activated.fd ? activated.host : options.listen_host;
+  // The door of the listener: Origin, and credentials when authentication is on. The
+  // safe-bind rule applies to an activated socket's address as to --listen.
   SystemClock clock;
-  auto gate = auth::RequestGate::create(options.auth, options.listen_host, clock,
-                                        server.auth_stats());
+  auto gate = auth::RequestGate::create(options.auth, bound_host, clock, server.auth_stats());
   if (!gate) {
     log::error("credentials_failed", {{"error", gate.error()}});
     std::cerr << "pi-server: " << gate.error() << "\n";
@@ -106,15 +130,19 @@ int main(int argc, char** argv) {
   }
   if (options.auth.insecure_no_auth)
     log::warn("insecure_no_auth",
-              {{"address", options.listen_host},
+              {{"address", bound_host},
                {"why", "--insecure-no-auth: anyone who reaches this port can run commands as "
                        "this user"}});
   std::vector<std::string> transports;
   std::shared_ptr<transport::Listener> listener;
-  if (options.listen) {
-    auto started = transport::start_listener(io, options.listen_host, options.listen_port, &server,
-                                             server, gate->get(), options.connection,
-                                             options.max_connections, options.tls);
+  if (activated.fd || options.listen) {
+    auto started = activated.fd
+                       ? transport::start_listener_on(io, *activated.fd, &server, server, gate->get(),
+                                                      options.connection, options.max_connections,
+                                                      options.tls)
+                       : transport::start_listener(io, options.listen_host, options.listen_port,
+                                                   &server, server, gate->get(), options.connection,
+                                                   options.max_connections, options.tls);
     if (!started) {
       log::error("listen_failed", {{"error", started.error()}});
       std::cerr << "pi-server: " << started.error() << "\n";
@@ -152,21 +180,44 @@ int main(int argc, char** argv) {
         signals.async_wait(on_signal);
       };
   signals.async_wait(on_signal);
-  // SIGHUP (a closed terminal, a reload request) must not kill the daemon and its agents:
-  // it reloads the credential files (a file that fails keeps the old set).
+  // SIGHUP reloads (a closed terminal must not kill the daemon and its agents either).
   std::function<void(boost::system::error_code, int)> on_hangup = [&](boost::system::error_code ec, int) {
     if (ec) return;
-    log::info("sighup_reload");
-    gate.value()->reload();
-    if (listener && options.tls.enabled()) {
-      if (auto reloaded = listener->reload_tls(); !reloaded)
-        log::error("tls_reload_failed", {{"error", reloaded.message()}});
-      else
-        log::info("tls_reloaded", {{"cert", options.tls.cert_file.string()}});
-    }
+    reloader.reload();
     hangup.async_wait(on_hangup);
   };
   hangup.async_wait(on_hangup);
+
+  // Files, not keys: the token file, the JWT key and the TLS certificate are re-read on
+  // every reload (a file that fails keeps the previous one, and says why).
+  reloader.add_step("credentials", {}, [&](const config::CommandLine&, const std::set<std::string>&) {
+    gate.value()->reload();
+    return config::ReloadStepOutcome{true, ""};
+  });
+  if (listener && options.tls.enabled())
+    reloader.add_step("tls", {}, [&](const config::CommandLine&, const std::set<std::string>&) {
+      if (auto reloaded = listener->reload_tls(); !reloaded) {
+        log::error("tls_reload_failed", {{"error", reloaded.message()}});
+        return config::ReloadStepOutcome{false, reloaded.message()};
+      }
+      log::info("tls_reloaded", {{"cert", options.tls.cert_file.string()}});
+      return config::ReloadStepOutcome{true, "certificate and key re-read"};
+    });
+  reloader.add_step("limits", {"max-sessions", "max-connections"},
+                    [&](const config::CommandLine& next, const std::set<std::string>& changed) {
+                      std::string detail;
+                      if (changed.count("max-sessions")) {
+                        server.set_max_sessions(next.options.max_sessions);
+                        detail = "max-sessions " + std::to_string(next.options.max_sessions);
+                      }
+                      if (changed.count("max-connections")) {
+                        server.set_max_connections(next.options.max_connections);
+                        if (listener) listener->set_max_sockets(next.options.max_connections);
+                        detail += std::string(detail.empty() ? "" : ", ") + "max-connections " +
+                                  std::to_string(next.options.max_connections);
+                      }
+                      return config::ReloadStepOutcome{true, detail};
+                    });
 
   std::shared_ptr<Connection> stdio;
   if (options.stdio) stdio = transport::start_stdio(io, server, options.connection);
@@ -175,9 +226,12 @@ int main(int argc, char** argv) {
     log::info("listening", {{"address", listener->address()},
                             {"tls", options.tls.enabled()},
                             {"stateDir", options.state_dir.string()},
+                            {"socketActivated", activated.fd.has_value()},
                             {"version", PI_SERVER_VERSION}});
   else
     log::info("serving_stdio", {{"stateDir", options.state_dir.string()}, {"version", PI_SERVER_VERSION}});
+  // The listener accepts and /healthz answers 200 from here on.
+  systemd.ready(listener ? "listening on " + listener->address() + ": " : "serving stdio: ");
 
   io.run();
   int code = server.exit_code();

@@ -1,5 +1,7 @@
 #include "reliability/command_pipeline.hpp"
 
+#include "reliability/command_log.hpp"
+
 #include <algorithm>
 
 #include "observability/log.hpp"
@@ -323,15 +325,14 @@ void CommandPipeline::execute(const std::shared_ptr<Job>& job) {
   });
   // The reply holds the job weakly: an agent that never answers must not keep a finished
   // job (and its payload) alive.
-  executor_.execute(job->sub, [this, weak_job = std::weak_ptr<Job>(job),
-                               type = env.type, conn = job->sub.connection_id,
+  executor_.execute(job->sub, [this, weak_job = std::weak_ptr<Job>(job), sub = job->sub,
                                alive = std::weak_ptr<int>(alive_)](Response r) {
     if (alive.expired()) return;
     auto job = weak_job.lock();
     if (!job || job->finished) {
       // The timeout's outcome is terminal; a late answer never replaces it.
       ++stats_.late_replies;
-      log::warn("late_reply_dropped", {{"command", type}, {"conn", conn}});
+      log_command(log::Level::warn, "late_reply_dropped", sub);
       return;
     }
     finish(job, std::move(r));
@@ -364,6 +365,13 @@ void CommandPipeline::finish(const std::shared_ptr<Job>& job, Response response)
                                          : "error";
   ++stats_.outcomes[{std::string(protocol::command_label(env.type)), std::move(outcome)}];
   admission_.on_finished(job->sub, response);
+  if (log::enabled(log::Level::debug)) {
+    json fields = {{"success", response.success}, {"durationMs", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                                     clock_.steady_now() - job->admitted)
+                                                                     .count()}};
+    if (response.code) fields["code"] = std::string(to_string(*response.code));
+    log_command(log::Level::debug, "command_finished", job->sub, std::move(fields));
+  }
   if (wants_lifecycle(job->sub)) {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.steady_now() - job->admitted);
     json data = {{"commandId", *env.id}, {"command", env.type}, {"success", response.success},

@@ -256,6 +256,7 @@ void Server::shutdown(std::string reason, std::function<void()> done) {
   shutdown_done_ = std::move(done);
   drain_deadline_ = clock_.steady_now() + options_.drain_timeout;
   log::info("shutdown_started", {{"reason", reason}, {"sessions", sessions_.size()}});
+  if (on_drain_) on_drain_();
   auto timeout_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.drain_timeout);
   responder_.broadcast("server_shutdown", {{"reason", reason}, {"timeoutMs", timeout_ms.count()}});
   drain_timer_.expires_after(options_.drain_timeout);

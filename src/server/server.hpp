@@ -49,6 +49,9 @@ class Server : public ConnectionHandler, public HttpHandler {
   // gracefully, close connections; `done` runs once (at the latest after drain_timeout).
   void shutdown(std::string reason, std::function<void()> done);
   bool draining() const { return draining_; }
+  // Runs once when a drain starts, whatever started it (a signal, stdin EOF): systemd's
+  // STOPPING=1.
+  void set_on_drain(std::function<void()> on_drain) { on_drain_ = std::move(on_drain); }
   void set_ready(bool ready) { ready_ = ready; }
   void set_transports(std::vector<std::string> transports) { transports_ = std::move(transports); }
   // Where metrics read the TCP listener's socket counts.
@@ -60,6 +63,11 @@ class Server : public ConnectionHandler, public HttpHandler {
   // frames were left unwritten (drain timeout, stdout write failure, second signal).
   static constexpr int kExitOutputCutOff = 3;
   int exit_code();
+
+  // New caps (SIGHUP reload). Sessions and connections above a lowered cap stay; new ones
+  // are refused until the count is below it.
+  void set_max_sessions(std::size_t n) { options_.max_sessions = n; }
+  void set_max_connections(std::size_t n) { options_.max_connections = n; }
 
   std::size_t session_count() const { return sessions_.size(); }
   // Filled by the listener's door (auth::RequestGate), read by the metrics.
@@ -81,6 +89,7 @@ class Server : public ConnectionHandler, public HttpHandler {
 
   boost::asio::io_context& io_;
   ServerOptions options_;
+  std::function<void()> on_drain_;
   std::vector<std::string> transports_;
   SystemClock clock_;
   reliability::AsioScheduler scheduler_;

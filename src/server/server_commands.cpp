@@ -3,6 +3,8 @@
 // checked here is meaning (an existing directory, a known thinking level...).
 #include "server/server_commands.hpp"
 
+#include "reliability/command_log.hpp"
+
 #include <algorithm>
 #include <filesystem>
 #include <utility>
@@ -201,8 +203,7 @@ void ServerCommands::create_session(const Submission& sub, Reply reply) {
                          "Field 'thinkingLevel' must be one of off, minimal, low, medium, high, xhigh"));
 
   sessions_.create(session_id, std::move(launch), sub.connection_id, sub.principal,
-                   [this, env_type = env.type, env_id = env.id, conn = sub.connection_id,
-                    owner = sub.principal.name,
+                   [this, env_type = env.type, env_id = env.id, sub,
                     reply = std::move(reply)](const std::string& id, Result<json> created) {
                      if (!created) {
                        auto r = protocol::error_response(
@@ -218,9 +219,9 @@ void ServerCommands::create_session(const Submission& sub, Reply reply) {
                          env_type, env_id, json{{"sessionId", id}, {"sessionInfo", info}});
                      r.session_id = id;
                      reply(r);
-                     responder_.broadcast_to_owner(owner, "session_created",
+                     responder_.broadcast_to_owner(sub.principal.name, "session_created",
                                                    {{"sessionId", id}, {"sessionInfo", info}});
-                     log::info("session_created", {{"session", id}, {"conn", conn}});
+                     reliability::log_command(log::Level::info, "session_created", sub, {{"session", id}});
                    });
 }
 
@@ -231,10 +232,10 @@ void ServerCommands::delete_session(const Submission& sub, Reply reply) {
   if (!session) return;
   // Answer once the agent is gone, so "deleted" means no process is left. The owner's
   // connections hear of it (and admins'), also when an admin deleted it.
-  sessions_.remove(id, [this, id, env, owner = session->owner(), conn = sub.connection_id, reply] {
+  sessions_.remove(id, [this, id, env, owner = session->owner(), sub, reply] {
     reply(success(env, json{{"sessionId", id}, {"deleted", true}}));
     responder_.broadcast_to_owner(owner, "session_deleted", {{"sessionId", id}});
-    log::info("session_deleted", {{"session", id}, {"conn", conn}});
+    reliability::log_command(log::Level::info, "session_deleted", sub);
   });
 }
 

@@ -370,8 +370,9 @@ void Session::on_agent_stderr(std::string_view line) {
   ++stderr_in_window_;
   // Agent stderr is diagnostics, not conversation text; cap its size in the log.
   constexpr std::size_t kMaxLogged = 2000;
-  log::warn("agent_stderr",
-            {{"session", id_}, {"line", std::string(line.substr(0, kMaxLogged))}});
+  // Agent output may quote prompts or tool output: the text only at debug (STYLE §9).
+  log::warn("agent_stderr", {{"session", id_}, {"bytes", line.size()}});
+  log::debug("agent_stderr_text", {{"session", id_}, {"line", std::string(line.substr(0, kMaxLogged))}});
 }
 
 void Session::on_agent_exit(const agent::ExitStatus& status) {

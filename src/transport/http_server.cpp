@@ -297,6 +297,19 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
     return Status::ok();
   }
 
+  // A socket someone else bound and put in listening state (systemd socket activation).
+  Status adopt(int fd) {
+    sockaddr_storage local{};
+    socklen_t length = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) != 0)
+      return Status::error(std::string("passed socket: ") + std::strerror(errno));
+    beast::error_code ec;
+    acceptor_.assign(local.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+    if (!ec) acceptor_.native_non_blocking(true, ec);
+    if (ec) return Status::error("cannot use the passed socket: " + ec.message());
+    return Status::ok();
+  }
+
   void start() {
     reserve_fd_ = open_reserve();
     asio::co_spawn(acceptor_.get_executor(), accept_loop(shared_from_this()), log_coroutine_failure);
@@ -313,6 +326,7 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
     beast::error_code ignored;
     acceptor_.close(ignored);
   }
+  void set_max_sockets(std::size_t max_sockets) override { max_sockets_ = max_sockets; }
   ListenerStats stats() const override {
     auto stats = accounting_->stats;
     stats.open_sockets = accounting_->table.size();
@@ -446,6 +460,19 @@ Result<std::shared_ptr<Listener>> start_listener(
   if (tls.enabled())
     if (auto loaded = listener->use_tls(tls); !loaded) return loaded;
   if (auto bound = listener->bind(host, port); !bound) return bound;
+  listener->start();
+  return std::shared_ptr<Listener>(listener);
+}
+
+Result<std::shared_ptr<Listener>> start_listener_on(
+    asio::io_context& io, int listening_fd, ConnectionHandler* ws_handler,
+    HttpHandler& http_handler, Authenticator* authenticator, const ConnectionLimits& limits,
+    std::size_t max_sockets, const TlsOptions& tls) {
+  auto listener = std::make_shared<TcpListener>(io, ws_handler, http_handler, authenticator,
+                                                limits, max_sockets);
+  if (tls.enabled())
+    if (auto loaded = listener->use_tls(tls); !loaded) return loaded;
+  if (auto adopted = listener->adopt(listening_fd); !adopted) return adopted;
   listener->start();
   return std::shared_ptr<Listener>(listener);
 }

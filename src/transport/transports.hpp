@@ -39,6 +39,8 @@ class Listener {
   // SIGHUP: re-reads the TLS certificate and key (no-op without TLS). New handshakes use
   // the new ones; open connections keep theirs. On failure the old ones stay in use.
   virtual Status reload_tls() { return Status::ok(); }
+  // A new socket cap (SIGHUP reload); sockets already open are not closed for it.
+  virtual void set_max_sockets(std::size_t max_sockets) = 0;
 };
 
 // Binds host:port and starts accepting. Fails with the reason (bad address, port in use).
@@ -51,6 +53,13 @@ Result<std::shared_ptr<Listener>> start_listener(
     boost::asio::io_context& io, const std::string& host, std::uint16_t port,
     ConnectionHandler* ws_handler, HttpHandler& http_handler, Authenticator* authenticator,
     const ConnectionLimits& limits, std::size_t max_sockets = 0, const TlsOptions& tls = {});
+
+// Like start_listener, on a socket that is already bound and listening (socket activation).
+// The listener owns `listening_fd` from now on.
+Result<std::shared_ptr<Listener>> start_listener_on(
+    boost::asio::io_context& io, int listening_fd, ConnectionHandler* ws_handler,
+    HttpHandler& http_handler, Authenticator* authenticator, const ConnectionLimits& limits,
+    std::size_t max_sockets = 0, const TlsOptions& tls = {});
 
 // Raises the soft RLIMIT_NOFILE to the hard limit and logs both (fd_limit): sockets, agent
 // pipes and pidfds all need descriptors, and the default soft limit is often 1024.

@@ -122,3 +122,14 @@ TEST_F(RealPi, SettingsStayPrivateToTheirSession) {
   EXPECT_FALSE(std::filesystem::exists(d.state_dir() + "/sessions/two/agent/settings.json"));
   EXPECT_FALSE(std::filesystem::exists(d.state_dir() + "/agent/settings.json"));
 }
+
+// pi-server-client's chat with the real pi: the streamed answer is the demo model's.
+#include "client_run.hpp"
+
+TEST_F(RealPi, ClientChatStreamsTheRealAnswer) {
+  Daemon d({.use_fake_agent = false});
+  auto run = run_client({"--url", "ws://127.0.0.1:" + std::to_string(d.port()), "chat", "Hello", "from", "the", "CLI"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("You said: \"Hello from the CLI\""), std::string::npos) << run.out;
+  EXPECT_EQ(run.out.back(), '\n');
+}

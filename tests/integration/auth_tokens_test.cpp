@@ -188,7 +188,7 @@ TEST(SafeBind, NonLoopbackWithoutAuthExits2WithTheReason) {
       << err;
   auto [metrics_code, metrics_err] = run_daemon_to_exit({"--listen", "127.0.0.1:0", "--metrics-auth"});
   EXPECT_EQ(metrics_code, 2);
-  EXPECT_NE(metrics_err.find("--metrics-auth needs"), std::string::npos) << metrics_err;
+  EXPECT_NE(metrics_err.find("--metrics-auth: needs"), std::string::npos) << metrics_err;
 }
 
 TEST(SafeBind, InsecureNoAuthStartsOnAnyAddressWithAWarning) {

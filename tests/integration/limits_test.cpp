@@ -115,7 +115,7 @@ TEST(Limits, BrowserOriginsAreRefusedUnlessAllowed) {
 TEST(Limits, SighupDoesNotStopTheDaemon) {
   Daemon d;
   ::kill(d.pid(), SIGHUP);
-  EXPECT_TRUE(d.wait_log("sighup_reload", std::chrono::seconds(5)));
+  EXPECT_TRUE(d.wait_log("reload", std::chrono::seconds(5)));
   EXPECT_EQ(http_get(d.port(), "/healthz").status, 200u);
 }
 

@@ -55,7 +55,8 @@ bool process_exists(pid_t pid) {
 
 Daemon::Daemon(Options options) {
   agent::SpawnRequest req;
-  req.argv = {options.binary.empty() ? daemon_binary() : options.binary, "--state-dir", state_.path(), "--log-level", "debug"};
+  req.argv = {options.binary.empty() ? daemon_binary() : options.binary, "--state-dir", state_.path()};
+  if (!options.log_level.empty()) req.argv.insert(req.argv.end(), {"--log-level", options.log_level});
   if (options.stdio_only) {
     req.argv.insert(req.argv.end(), {"--stdio", "--no-listen"});
   } else {

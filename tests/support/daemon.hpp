@@ -38,6 +38,7 @@ class Daemon {
     bool use_fake_agent = true;       // --agent-command <fake-agent>
     std::vector<std::string> env;     // extra NAME=VALUE for the daemon
     std::string binary;               // another pi-server binary (benchmarks); empty: this build's
+    std::string log_level = "debug";  // --log-level; empty: none on the command line
   };
   explicit Daemon(Options options);
   Daemon() : Daemon(Options{}) {}
