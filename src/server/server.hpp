@@ -22,6 +22,10 @@
 #include "server/metrics_report.hpp"
 #include "server/responder.hpp"
 #include "server/server_commands.hpp"
+#include "server/startup_recovery.hpp"
+#include "persistence/outcome_journal.hpp"
+#include "persistence/store.hpp"
+#include "session/session_records.hpp"
 #include "session/session_registry.hpp"
 
 namespace pi_server::server {
@@ -30,7 +34,9 @@ inline constexpr std::string_view kProtocolVersion = "1.1.0";
 
 class Server : public ConnectionHandler, public HttpHandler {
  public:
-  Server(boost::asio::io_context& io, ServerOptions options);
+  // `store` (may be null: nothing persists) keeps sessions and, unless --no-journal, the
+  // outcome journal; it must outlive the Server. The earlier run's journal is read here.
+  Server(boost::asio::io_context& io, ServerOptions options, persistence::Store* store = nullptr);
   ~Server() override;
 
   // Transports report here.
@@ -48,6 +54,9 @@ class Server : public ConnectionHandler, public HttpHandler {
   void shutdown(std::string reason, std::function<void()> done);
   bool draining() const { return draining_; }
   void set_ready(bool ready) { ready_ = ready; }
+  // --resume-sessions: starts every stored session that was running when the daemon last
+  // stopped (on the loop, as the agents come up); get_startup_recovery reports how it went.
+  void resume_sessions();
   void set_transports(std::vector<std::string> transports) { transports_ = std::move(transports); }
 
   // The process exit status once the loop has stopped: 0, or kExitOutputCutOff when stdio
@@ -59,6 +68,7 @@ class Server : public ConnectionHandler, public HttpHandler {
   std::size_t connection_count() const { return connections_.size(); }
 
  private:
+  std::unique_ptr<persistence::StoredOutcomeJournal> open_journal();
   void finish_shutdown();
   // Waits for the closing connections: WebSocket close handshakes get a second, stdio output
   // is written to its last byte until the drain deadline. Then runs `done`.
@@ -83,6 +93,11 @@ class Server : public ConnectionHandler, public HttpHandler {
   session::SessionRegistry sessions_;
   AdmissionPolicy admission_;
   reliability::OutcomeStore outcomes_;
+  persistence::Store* store_;
+  session::SessionRecords records_;
+  StartupRecovery recovery_;
+  // The outcome journal on store_ (null without a store or with --no-journal).
+  std::unique_ptr<persistence::StoredOutcomeJournal> journal_;
   FrontDoorStats front_door_;
   // The metrics read the pipeline, declared below (a reference is all they keep); the
   // pipeline runs commands through commands_, which must exist first.

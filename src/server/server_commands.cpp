@@ -53,6 +53,9 @@ ServerCommands::Handler ServerCommands::handler_for(std::string_view type) {
       {"create_session", &ServerCommands::create_session},
       {"delete_session", &ServerCommands::delete_session},
       {"list_sessions", &ServerCommands::list_sessions},
+      {"list_stored_sessions", &ServerCommands::list_stored_sessions},
+      {"load_session", &ServerCommands::load_session},
+      {"get_startup_recovery", &ServerCommands::get_startup_recovery},
       {"switch_session", &ServerCommands::switch_session},
       {"unsubscribe", &ServerCommands::unsubscribe},
       {"get_metrics", &ServerCommands::get_metrics},
@@ -78,6 +81,24 @@ void ServerCommands::execute(const Submission& sub, Reply reply) {
   }
   if (!env.is_server_command()) return to_session(sub, std::move(reply));
   (this->*handler_for(env.type))(sub, std::move(reply));
+}
+
+void ServerCommands::hold(const Submission& sub) {
+  // Holds nest per session; the same Session object gets the release, even if the id is
+  // reused meanwhile. One job holds at most once (the pipeline pairs hold and release).
+  if (!sub.envelope.session_id || sub.envelope.is_server_command()) return;
+  if (auto session = sessions_.find(*sub.envelope.session_id)) {
+    session->hold_events();
+    held_[&sub] = session;  // the job's Submission: the same object comes to release()
+  }
+}
+
+void ServerCommands::release(const Submission& sub) {
+  if (!sub.envelope.session_id || sub.envelope.is_server_command()) return;
+  auto it = held_.find(&sub);
+  if (it == held_.end()) return;
+  if (auto session = it->second.lock()) session->release_events();
+  held_.erase(it);
 }
 
 std::shared_ptr<session::Session> ServerCommands::session_or_reply(const Envelope& env,
@@ -128,40 +149,85 @@ void ServerCommands::create_session(const Submission& sub, Reply reply) {
     return reply(invalid(env,
                          "Field 'thinkingLevel' must be one of off, minimal, low, medium, high, xhigh"));
 
+  launch.owner = sub.principal;
   sessions_.create(session_id, std::move(launch), sub.connection_id,
-                   [this, env_type = env.type, env_id = env.id, conn = sub.connection_id,
-                    reply = std::move(reply)](const std::string& id, Result<json> created) {
-                     if (!created) {
-                       auto r = protocol::error_response(
-                           env_type, env_id,
-                           created.status().code().value_or(ErrorCode::agent_exited),
-                           created.error());
-                       // Which (perhaps generated) id failed; not for a refused duplicate.
-                       if (r.code != ErrorCode::session_exists) r.session_id = id;
-                       return reply(r);
-                     }
-                     json info = std::move(created.value());
-                     Response r = protocol::success_response(
-                         env_type, env_id, json{{"sessionId", id}, {"sessionInfo", info}});
-                     r.session_id = id;
-                     reply(r);
-                     responder_.broadcast("session_created", {{"sessionId", id}, {"sessionInfo", info}});
-                     log::info("session_created", {{"session", id}, {"conn", conn}});
-                   });
+                   answer_created(sub, std::move(reply)));
+}
+
+session::SessionRegistry::Created ServerCommands::answer_created(const Submission& sub, Reply reply) {
+  return [this, env_type = sub.envelope.type, env_id = sub.envelope.id, conn = sub.connection_id,
+          reply = std::move(reply)](const std::string& id, Result<json> created) {
+    if (!created) {
+      auto r = protocol::error_response(env_type, env_id,
+                                        created.status().code().value_or(ErrorCode::agent_exited),
+                                        created.error());
+      // Which (perhaps generated) id failed; not for a refused duplicate.
+      if (r.code != ErrorCode::session_exists) r.session_id = id;
+      return reply(r);
+    }
+    json info = std::move(created.value());
+    Response r = protocol::success_response(env_type, env_id,
+                                            json{{"sessionId", id}, {"sessionInfo", info}});
+    r.session_id = id;
+    if (auto session = sessions_.find(id)) r.session_version = session->version();
+    reply(r);
+    responder_.broadcast("session_created", {{"sessionId", id}, {"sessionInfo", info}});
+    log::info(env_type == "load_session" ? "session_loaded" : "session_created",
+              {{"session", id}, {"conn", conn}});
+  };
 }
 
 void ServerCommands::delete_session(const Submission& sub, Reply reply) {
   const Envelope& env = sub.envelope;
   std::string id = *env.session_id;
+  bool purge = env.body.value("purge", false);
+  json data = {{"sessionId", id}, {"deleted", true}, {"purged", purge}};
   // Answer once the agent is gone, so "deleted" means no process is left.
-  bool found = sessions_.remove(id, [this, id, env, conn = sub.connection_id, reply] {
-    reply(success(env, json{{"sessionId", id}, {"deleted", true}}));
-    responder_.broadcast("session_deleted", {{"sessionId", id}});
-    log::info("session_deleted", {{"session", id}, {"conn", conn}});
-  });
-  if (!found)
-    reply(protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
-                                   "Session not found: " + id));
+  bool found = sessions_.remove(
+      id,
+      [this, id, env, data, conn = sub.connection_id, reply] {
+        reply(success(env, data));
+        responder_.broadcast("session_deleted", {{"sessionId", id}});
+        log::info("session_deleted", {{"session", id}, {"conn", conn}});
+      },
+      purge);
+  if (found) return;
+  // Not running: a purge may still remove its stored record.
+  const auto* row = records_ ? records_->find(id) : nullptr;
+  if (purge && row && row->owner == sub.principal && sessions_.purge_stored(id)) {
+    log::info("session_purged", {{"session", id}, {"conn", sub.connection_id}});
+    return reply(success(env, data));
+  }
+  reply(protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
+                                 "Session not found: " + id));
+}
+
+void ServerCommands::list_stored_sessions(const Submission& sub, Reply reply) {
+  // Stored sessions that are not running (DESIGN §9): load_session brings one back.
+  json list = json::array();
+  if (records_)
+    for (const auto* row : records_->owned_by(sub.principal))
+      if (!sessions_.contains(row->id)) list.push_back(session::SessionRecords::to_json(*row));
+  reply(protocol::success_response(sub.envelope.type, sub.envelope.id, json{{"sessions", list}}));
+}
+
+void ServerCommands::load_session(const Submission& sub, Reply reply) {
+  const Envelope& env = sub.envelope;
+  const std::string& id = *env.session_id;
+  const auto* row = records_ ? records_->find(id) : nullptr;
+  if (!row || row->owner != sub.principal)
+    return reply(protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
+                                          "No stored session: " + id));
+  if (sessions_.contains(id))
+    return reply(protocol::error_response(env.type, env.id, ErrorCode::session_exists,
+                                          "Session is already running: " + id));
+  persistence::StoredSession copy = *row;  // the row may change while the agent starts
+  sessions_.load(copy, sub.connection_id, answer_created(sub, std::move(reply)));
+}
+
+void ServerCommands::get_startup_recovery(const Submission& sub, Reply reply) {
+  json data = recovery_ ? recovery_->for_principal(sub.principal) : StartupRecovery{}.for_principal(sub.principal);
+  reply(protocol::success_response(sub.envelope.type, sub.envelope.id, std::move(data)));
 }
 
 void ServerCommands::list_sessions(const Submission& sub, Reply reply) {
