@@ -142,7 +142,8 @@ Target start_target(const std::string& binary, int subscribers) {
       .args = {"--rate-limit", "1000000", "--rate-burst", "1000000", "--outbound-high-water-bytes",
                "2000000000", "--outbound-hard-cap-bytes", "4000000000"},
       .env = {},
-      .binary = binary});
+      .binary = binary,
+      .state_dir = {}});
   for (int i = 0; i < subscribers; ++i) {
     t.subs.push_back(std::make_unique<WsClient>(t.daemon->port()));
     t.subs.back()->next();

@@ -364,9 +364,7 @@ void CommandPipeline::finish(const std::shared_ptr<Job>& job, Response response)
     // A duplicate arriving meanwhile waits for the outcome like one of a running command.
     executor_.hold(job->sub);
     auto conclude_later = [this, job, alive = std::weak_ptr<int>(alive_), response]() mutable {
-      if (alive.expired()) return;
-      conclude(job, std::move(response));
-      executor_.release(job->sub);
+      if (!alive.expired()) conclude(job, std::move(response));
     };
     if (is_retryable_rejection(response))
       journal_->forgotten(*job->record, std::move(conclude_later));
@@ -379,6 +377,7 @@ void CommandPipeline::finish(const std::shared_ptr<Job>& job, Response response)
 
 void CommandPipeline::conclude(const std::shared_ptr<Job>& job, Response response) {
   --jobs_in_flight_;
+
   const auto& env = job->sub.envelope;
   // Store first, then answer (DESIGN §4): a duplicate arriving from now on gets this outcome.
   OutcomeStore::DoneCallbacks callbacks;
@@ -387,6 +386,8 @@ void CommandPipeline::conclude(const std::shared_ptr<Job>& job, Response respons
                                                  : store_.complete(job->record, response);
   }
   delivery_.deliver(job->sub.connection_id, response);
+  // Whatever waited for this response goes out right after it.
+  executor_.release(job->sub);
   stats_.latency.observe(std::chrono::duration<double>(clock_.steady_now() - job->admitted).count());
   std::string outcome = response.success ? "success"
                         : response.code  ? std::string(to_string(*response.code))

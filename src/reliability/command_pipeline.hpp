@@ -66,8 +66,10 @@ class Executor {
   using Reply = std::function<void(protocol::Response)>;
   virtual void execute(const Submission& submission, Reply reply) = 0;
   // The answer to `submission` waits for the journal: hold what would overtake it (its
-  // session's events) until release(), which follows exactly once, after the response.
+  // session's events) until release().
   virtual void hold(const Submission& submission) {}
+  // Called once for every started or answered job, right after its response was delivered
+  // (whether or not hold() was called): what must follow the response goes now.
   virtual void release(const Submission& submission) {}
 };
 

@@ -94,7 +94,11 @@ void ServerCommands::hold(const Submission& sub) {
 }
 
 void ServerCommands::release(const Submission& sub) {
-  if (!sub.envelope.session_id || sub.envelope.is_server_command()) return;
+  if (auto after = after_response_.find(&sub); after != after_response_.end()) {
+    auto action = std::move(after->second);
+    after_response_.erase(after);
+    action();
+  }
   auto it = held_.find(&sub);
   if (it == held_.end()) return;
   if (auto session = it->second.lock()) session->release_events();
@@ -258,11 +262,20 @@ void ServerCommands::switch_session(const Submission& sub, Reply reply) {
     data["firstSeq"] = replay.first_seq;
     data["replayedEvents"] = replay.events.size();
   }
+  // The buffered events follow the response, then the live stream. The response may wait
+  // for the journal: the session's live events are held until the replay is out (no gap,
+  // no duplicate, nothing before the response).
+  if (resume) {
+    session.hold_events();
+    after_response_[&sub] = [this, conn, replay = std::move(replay), weak = std::weak_ptr(found)] {
+      auto s = weak.lock();
+      if (!s) return;
+      if (Connection* c = connections_.find(conn))
+        for (const auto& [seq, frame] : replay.events) c->send_event(frame, s->id(), seq);
+      s->release_events();
+    };
+  }
   reply(success(env, std::move(data)));
-  // The buffered events follow the response, then the live stream: everything here runs in
-  // one turn of the loop, so no live event can slip in between (no gap, no duplicate).
-  if (Connection* c = connections_.find(conn))
-    for (const auto& [seq, frame] : replay.events) c->send_event(frame, session.id(), seq);
 }
 
 void ServerCommands::unsubscribe(const Submission& sub, Reply reply) {

@@ -4,6 +4,7 @@
 // agent, or answered by the session itself). Handlers are registered by name; every
 // server row of the table has one (a unit test checks).
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -84,6 +85,8 @@ class ServerCommands : public reliability::Executor {
   const StartupRecovery* recovery_ = nullptr;
   // Sessions whose events are held for a response waiting for the journal (by hold()).
   std::map<const void*, std::weak_ptr<session::Session>> held_;
+  // What must follow a response (switch_session's buffered events), by the job's Submission.
+  std::map<const void*, std::function<void()>> after_response_;
   // Connections that opted out of command_* lifecycle events.
   std::set<std::uint64_t> lifecycle_opt_out_;
   bool draining_ = false;

@@ -227,7 +227,10 @@ void Session::release_events() {
   if (holds_ == 0 || --holds_ > 0) return;
   auto held = std::move(held_);
   held_.clear();
-  for (const auto& [seq, frame] : held) send_event(seq, frame);
+  for (const auto& [seq, frame] : held) {
+    if (seq == 0) send_to_subscribers(frame);
+    else send_event(seq, frame);
+  }
 }
 
 void Session::observe_message_end(std::string_view line) {
@@ -304,7 +307,11 @@ void Session::on_ui_cancelled(const std::string& ui_id, std::string_view reason)
       "extension_ui_cancelled", {{"sessionId", id_}, {"id", ui_id}, {"reason", reason}})));
 }
 
-void Session::send_to_subscribers(const Frame& frame) const {
+void Session::send_to_subscribers(const Frame& frame) {
+  if (holds_ > 0) {
+    held_.emplace_back(0, frame);  // seq 0: a server event, after the events before it
+    return;
+  }
   for (auto conn_id : subscribers_)
     if (Connection* c = connections_.find(conn_id)) c->send_control(frame);
 }

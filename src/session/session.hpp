@@ -122,8 +122,8 @@ class Session {
   // enter the resume buffer at once.
   void hold_events() { ++holds_; }
   void release_events();
-  // Sends a server event (never dropped) to every subscriber.
-  void send_to_subscribers(const Frame& frame) const;
+  // Sends a server event (never dropped) to every subscriber (held like events, above).
+  void send_to_subscribers(const Frame& frame);
 
   // Restart bookkeeping: true if another restart fits the policy now (and records it);
   // `delay` gets the backoff to wait first.
