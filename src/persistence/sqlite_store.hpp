@@ -52,12 +52,13 @@ class SqliteStore : public Store {
 
   std::vector<StoredSession> load_sessions() override;
   std::vector<JournalEntry> load_journal() override;
-  void save_session(StoredSession session, Durable durable) override;
-  void remove_session(std::string id, Durable durable) override;
-  void journal_admitted(JournalEntry entry, Durable durable) override;
+  // (The same defaults as Store's: callers may hold either type.)
+  void save_session(StoredSession session, Durable durable = {}) override;
+  void remove_session(std::string id, Durable durable = {}) override;
+  void journal_admitted(JournalEntry entry, Durable durable = {}) override;
   void journal_finished(std::uint64_t seq, std::int64_t finished_at_ms, std::string response,
-                        Durable durable) override;
-  void journal_forget(std::uint64_t seq, Durable durable) override;
+                        Durable durable = {}) override;
+  void journal_forget(std::uint64_t seq, Durable durable = {}) override;
   std::size_t queued() const override { return queued_.load(); }
   std::uint64_t store_errors() const override { return errors_.load(); }
   std::uint64_t commits() const override { return commits_.load(); }
