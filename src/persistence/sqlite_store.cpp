@@ -431,10 +431,15 @@ void SqliteStore::apply(const Op& op) {
   }
   if (sqlite3_step(stmt) != SQLITE_DONE) {
     ++errors_;
-    log::error("db_write_failed", {{"error", errmsg(db_)}});
+    report_error("db_write_failed", errmsg(db_));
   }
   sqlite3_reset(stmt);
   sqlite3_clear_bindings(stmt);
+}
+
+void SqliteStore::report_error(const char* msg, std::string error) {
+  // The log sink is the loop's (single-threaded): the writer logs through the loop.
+  post_([msg, error = std::move(error)] { log::error(msg, {{"error", error}}); });
 }
 
 void SqliteStore::retention() {
@@ -443,7 +448,7 @@ void SqliteStore::retention() {
     sqlite3_bind_int64(stmt, 1, value);
     if (sqlite3_step(stmt) != SQLITE_DONE) {
       ++errors_;
-      log::error("db_retention_failed", {{"error", errmsg(db_)}});
+      report_error("db_retention_failed", errmsg(db_));
     }
     sqlite3_reset(stmt);
   };
@@ -474,7 +479,7 @@ void SqliteStore::run() {
       if (began) {
         if (auto s = exec(db_, "COMMIT"); !s) {
           ++errors_;
-          log::error("db_commit_failed", {{"error", s.message()}, {"writes", batch.size()}});
+          report_error("db_commit_failed", s.message());
           (void)exec(db_, "ROLLBACK");
         }
       } else {

@@ -82,6 +82,7 @@ class SqliteStore : public Store {
   void run();
   void apply(const Op& op);
   void retention();
+  void report_error(const char* msg, std::string error);
 
   sqlite3* db_;
   SqliteOptions options_;
