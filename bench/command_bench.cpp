@@ -1,7 +1,9 @@
 // Command benchmark: what the outcome journal costs per command (DESIGN §11 "Persistence").
 //
 //   build/release/bench/command-bench [--clients K] [--window W] [--seconds S] [--events N]
+//                                     [--rounds R]
 //
+// Rounds alternate between the configurations, so machine noise hits all of them alike.
 // For each configuration (--no-journal; journal with --db-sync normal; journal with
 // --db-sync full, the default) a fresh daemon with the fake agent serves K clients, each on
 // its own session, each keeping W commands in flight (set_session_name: relayed to the agent,
@@ -118,7 +120,7 @@ Result measure(const Config& config, int clients, int window, double seconds, in
 }  // namespace
 
 int main(int argc, char** argv) {
-  int clients = 8, window = 8, events = 200000;
+  int clients = 8, window = 8, events = 200000, rounds = 1;
   double seconds = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
@@ -126,6 +128,7 @@ int main(int argc, char** argv) {
     if (flag == "--window") window = std::stoi(argv[i + 1]);
     if (flag == "--seconds") seconds = std::stod(argv[i + 1]);
     if (flag == "--events") events = std::stoi(argv[i + 1]);
+    if (flag == "--rounds") rounds = std::stoi(argv[i + 1]);
   }
   const Config configs[] = {
       {"no journal (--no-journal)", {"--no-journal"}},
@@ -134,11 +137,14 @@ int main(int argc, char** argv) {
   };
   std::printf("clients %d, window %d, %.1f s per configuration, relay %d events\n", clients, window,
               seconds, events);
-  std::printf("%-36s %12s %9s %9s %12s\n", "configuration", "commands/s", "p50 ms", "p99 ms", "events/s");
-  for (const auto& config : configs) {
-    auto r = measure(config, clients, window, seconds, events);
-    std::printf("%-36s %12.0f %9.2f %9.2f %12.0f\n", config.label, r.commands_per_second, r.p50_ms,
-                r.p99_ms, r.events_per_second);
-    std::fflush(stdout);
+  std::printf("%-6s %-36s %12s %9s %9s %12s\n", "round", "configuration", "commands/s", "p50 ms",
+              "p99 ms", "events/s");
+  for (int round = 1; round <= rounds; ++round) {
+    for (const auto& config : configs) {
+      auto r = measure(config, clients, window, seconds, events);
+      std::printf("%-6d %-36s %12.0f %9.2f %9.2f %12.0f\n", round, config.label,
+                  r.commands_per_second, r.p50_ms, r.p99_ms, r.events_per_second);
+      std::fflush(stdout);
+    }
   }
 }
