@@ -13,6 +13,7 @@
 
 #include "connections/connection_registry.hpp"
 #include "observability/metrics.hpp"
+#include "persistence/store.hpp"
 #include "reliability/command_pipeline.hpp"
 #include "reliability/outcome_store.hpp"
 #include "server/admission_policy.hpp"
@@ -74,6 +75,8 @@ class MetricsReport {
         outcomes_(outcomes),
         admission_(admission) {}
 
+  // The state database, when there is one (its metrics appear only then).
+  void set_store(const persistence::Store* store) { store_ = store; }
   // Every metric, once.
   void visit(MetricVisitor& visitor) const;
   nlohmann::json to_json() const;    // get_metrics
@@ -88,6 +91,7 @@ class MetricsReport {
   const reliability::CommandPipeline& pipeline_;
   const reliability::OutcomeStore& outcomes_;
   const AdmissionPolicy& admission_;
+  const persistence::Store* store_ = nullptr;
 };
 
 }  // namespace pi_server::server

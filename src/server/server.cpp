@@ -44,6 +44,7 @@ Server::Server(boost::asio::io_context& io, ServerOptions options, persistence::
   sessions_.set_provider_feedback(&admission_);
   if (store_) sessions_.set_records(&records_);
   commands_.set_persistence(store_ ? &records_ : nullptr, &recovery_);
+  metrics_.set_store(store_);
   schedule_stall_probe(clock_.steady_now() + kStallProbe);
 }
 

@@ -154,6 +154,11 @@ void ServerCommands::create_session(const Submission& sub, Reply reply) {
                          "Field 'thinkingLevel' must be one of off, minimal, low, medium, high, xhigh"));
 
   launch.owner = sub.principal;
+  // A stored session's id belongs to its owner: nobody else may start a session under it.
+  if (const auto* row = records_ && !session_id.empty() ? records_->find(session_id) : nullptr;
+      row && row->owner != sub.principal)
+    return reply(protocol::error_response(env.type, env.id, ErrorCode::session_exists,
+                                          "Session already exists: " + session_id));
   sessions_.create(session_id, std::move(launch), sub.connection_id,
                    answer_created(sub, std::move(reply)));
 }

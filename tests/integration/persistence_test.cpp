@@ -164,6 +164,9 @@ TEST(Persistence, SigkillDuringTrafficReplaysEveryAnsweredCommand) {
     EXPECT_EQ(messages_of(c, id, "after-" + id), before) << id;
   }
   EXPECT_TRUE(stored_sessions(c).empty()) << "running sessions are not listed as stored";
+  auto metrics = c.request({{"type", "get_metrics"}, {"id", "metrics-after"}});
+  EXPECT_GT(metrics["data"]["store"]["commits"].get<double>(), 0) << metrics["data"].dump();
+  EXPECT_EQ(metrics["data"]["store"]["errors"], 0);
 }
 
 // A command admitted but unanswered at the kill is reported, and a retry is told its outcome
