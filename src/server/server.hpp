@@ -58,6 +58,10 @@ class Server : public ConnectionHandler, public HttpHandler {
   // stopped (on the loop, as the agents come up); get_startup_recovery reports how it went.
   void resume_sessions();
   void set_transports(std::vector<std::string> transports) { transports_ = std::move(transports); }
+  // Where metrics read the TCP listener's socket counts.
+  void set_listener_stats(std::function<ListenerStats()> stats) {
+    front_door_.listener = std::move(stats);
+  }
 
   // The process exit status once the loop has stopped: 0, or kExitOutputCutOff when stdio
   // frames were left unwritten (drain timeout, stdout write failure, second signal).
