@@ -3,6 +3,10 @@
 //
 //   build/release/bench/relay-bench [--events N] [--subscribers K] [--rounds R]
 //                                   [--baseline-daemon OLD_PI_SERVER]
+//                                   [--baseline-args "FLAGS"]
+//
+// --baseline-args runs the baseline as this build with extra flags (e.g. "--no-journal":
+// the relay with and without the outcome journal, in one run).
 //
 // Each round: the fake agent streams N text deltas ("stream N"); we time from sending the
 // prompt to the last subscriber seeing agent_settled. Reported: events/s and MB/s through
@@ -135,14 +139,16 @@ struct Target {
   std::vector<std::unique_ptr<WsClient>> subs;
 };
 
-Target start_target(const std::string& binary, int subscribers) {
+Target start_target(const std::string& binary, int subscribers,
+                    const std::vector<std::string>& extra_args = {}) {
   Target t;
   // High-water mark above one round's bytes: this measures relaying, not dropping.
-  t.daemon = std::make_unique<Daemon>(Daemon::Options{
-      .args = {"--rate-limit", "1000000", "--rate-burst", "1000000", "--outbound-high-water-bytes",
-               "2000000000", "--outbound-hard-cap-bytes", "4000000000"},
-      .env = {},
-      .binary = binary});
+  std::vector<std::string> args = {"--rate-limit", "1000000", "--rate-burst", "1000000",
+                                   "--outbound-high-water-bytes", "2000000000",
+                                   "--outbound-hard-cap-bytes", "4000000000"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  t.daemon = std::make_unique<Daemon>(
+      Daemon::Options{.args = args, .env = {}, .binary = binary, .state_dir = {}});
   for (int i = 0; i < subscribers; ++i) {
     t.subs.push_back(std::make_unique<WsClient>(t.daemon->port()));
     t.subs.back()->next();
@@ -166,6 +172,13 @@ void print_round(const char* label, int round, const Timing& base, const Timing&
               cpu_used / static_cast<double>(relay.events) * 1e6, rss_mib);
 }
 
+std::vector<std::string> split_args(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string word; in >> word;) out.push_back(word);
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -173,16 +186,19 @@ int main(int argc, char** argv) {
   int subscribers = 1;
   int rounds = 3;
   std::string baseline;  // --baseline-daemon: an older pi-server binary measured in the same run
+  std::vector<std::string> baseline_args;  // --baseline-args: flags for the baseline daemon
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     if (flag == "--events") n = std::stoull(argv[i + 1]);
     if (flag == "--subscribers") subscribers = std::stoi(argv[i + 1]);
     if (flag == "--rounds") rounds = std::stoi(argv[i + 1]);
     if (flag == "--baseline-daemon") baseline = argv[i + 1];
+    if (flag == "--baseline-args") baseline_args = split_args(argv[i + 1]);
   }
   std::vector<std::pair<const char*, Target>> targets;
-  if (!baseline.empty()) targets.emplace_back("before", start_target(baseline, subscribers));
-  targets.emplace_back(baseline.empty() ? "-" : "after", start_target("", subscribers));
+  bool compare = !baseline.empty() || !baseline_args.empty();
+  if (compare) targets.emplace_back("before", start_target(baseline, subscribers, baseline_args));
+  targets.emplace_back(compare ? "after" : "-", start_target("", subscribers));
   std::printf("events per round: %llu, subscribers: %d, rounds: %d\n",
               static_cast<unsigned long long>(n), subscribers, rounds);
   std::printf("%-6s %-6s %12s %12s %7s %12s %12s %10s %12s %8s\n", "daemon", "round", "direct ev/s",

@@ -13,6 +13,8 @@
 #include "config/reloader.hpp"
 #include "demo/demo_model.hpp"
 #include "observability/log.hpp"
+#include "persistence/sqlite_store.hpp"
+#include <boost/asio/post.hpp>
 #include "pi_server/options.hpp"
 #include "server/server.hpp"
 #include "service/systemd.hpp"
@@ -105,7 +107,28 @@ int main(int argc, char** argv) {
                                  "models.json"}});
   }
 
-  server::Server server(io, options);
+  // Sessions and outcomes survive restarts here. A database that cannot be used stops the
+  // start (exit 2) rather than be replaced silently: the operator decides (--reset-corrupt-db).
+  persistence::SqliteOptions db_options;
+  db_options.synchronous_full = options.persistence.sync_full;
+  db_options.reset_corrupt = options.persistence.reset_corrupt_db;
+  db_options.retention.max_age_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(options.pipeline.outcome_max_age).count();
+  db_options.retention.max_entries = options.pipeline.max_outcomes;
+  db_options.retention.max_bytes = options.pipeline.max_outcome_bytes;
+  fs::path db_path = options.state_dir / "pi-server.db";
+  auto opened = persistence::SqliteStore::open(
+      db_path, db_options, [&io](std::function<void()> fn) { boost::asio::post(io, std::move(fn)); });
+  if (!opened) {
+    log::error("state_db_unusable", {{"path", db_path.string()}, {"error", opened.error()}});
+    std::cerr << "pi-server: cannot use the state database " << opened.error()
+              << " (left untouched; restore a backup, or start with --reset-corrupt-db to move it "
+                 "aside and begin with an empty one)\n";
+    return kExitBadUsage;
+  }
+  std::unique_ptr<persistence::SqliteStore> store = std::move(opened.value());
+
+  server::Server server(io, options, store.get());
   service::SystemdNotifier systemd(io, [&server] {
     return std::to_string(server.session_count()) + " sessions, " +
            std::to_string(server.connection_count()) + " connections";
@@ -221,6 +244,7 @@ int main(int argc, char** argv) {
 
   std::shared_ptr<Connection> stdio;
   if (options.stdio) stdio = transport::start_stdio(io, server, options.connection);
+  if (options.persistence.resume_sessions) server.resume_sessions();
   server.set_ready(true);
   if (listener)
     log::info("listening", {{"address", listener->address()},

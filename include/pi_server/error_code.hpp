@@ -25,6 +25,7 @@ enum class ErrorCode {
   payload_too_large,
   not_pending,
   unsupported,
+  outcome_unknown,
 };
 
 // Every code, in declaration order (for tests and docs checks).
@@ -35,6 +36,7 @@ inline constexpr ErrorCode kAllErrorCodes[] = {
     ErrorCode::version_mismatch,  ErrorCode::timeout,         ErrorCode::unauthorized,
     ErrorCode::forbidden,         ErrorCode::shutting_down,   ErrorCode::agent_exited,
     ErrorCode::payload_too_large, ErrorCode::not_pending,     ErrorCode::unsupported,
+    ErrorCode::outcome_unknown,
 };
 
 // The wire spelling of `code`, e.g. "session_not_found".

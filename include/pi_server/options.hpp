@@ -143,6 +143,24 @@ struct BreakerOptions {
   std::chrono::milliseconds idle_ttl{600000};
 };
 
+// What survives a restart (DESIGN §9, §11 "Persistence"): <state dir>/pi-server.db.
+struct PersistenceOptions {
+  // Keep the outcome journal (a response leaves once its outcome is on disk, and a retry
+  // after a restart is replayed). Off (--no-journal): outcomes live in memory only.
+  bool journal = true;
+  // synchronous=FULL (default): an answered command survives a power cut. Off
+  // (--db-sync normal): it survives a crash or kill of the daemon, not a power cut.
+  bool sync_full = true;
+  // A corrupt or unreadable pi-server.db is moved aside and a fresh one started
+  // (--reset-corrupt-db); without it the daemon refuses to start (exit 2).
+  bool reset_corrupt_db = false;
+  // Start the sessions that were running when the daemon last stopped (--resume-sessions).
+  bool resume_sessions = false;
+  // delete_session {purge:true} also removes the session's own dir with pi's session
+  // files (--purge-session-files). Default: they stay.
+  bool purge_session_files = false;
+};
+
 struct ServerOptions {
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 3141;
@@ -181,6 +199,7 @@ struct ServerOptions {
   AuthOptions auth;
   TlsOptions tls;
   AgentOptions agent;
+  PersistenceOptions persistence;
   PipelineOptions pipeline;
   BreakerOptions breakers;
 };

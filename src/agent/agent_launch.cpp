@@ -49,9 +49,16 @@ SpawnRequest build_spawn_request(const AgentOptions& options, const SessionLaunc
   req.argv.push_back("rpc");
   req.argv.push_back("--session-dir");
   req.argv.push_back(session.session_dir.string());
-  // Resume the newest session file in this session's own dir: the first start finds none
-  // and begins a new one; a restart continues the conversation.
-  req.argv.push_back("--continue");
+  if (!session.session_file.empty()) {
+    // The file the session was on: a restart (of the agent or the daemon) continues exactly
+    // that conversation, also after a switch to another file.
+    req.argv.push_back("--session");
+    req.argv.push_back(session.session_file.string());
+  } else {
+    // The newest session file in this session's own dir: the first start finds none and
+    // begins a new one.
+    req.argv.push_back("--continue");
+  }
   const std::string& model = session.model.empty() ? options.default_model : session.model;
   if (!model.empty()) {
     auto slash = model.find('/');

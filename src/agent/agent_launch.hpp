@@ -16,6 +16,11 @@ struct SessionLaunch {
   std::string thinking_level;
   std::string name;
   std::filesystem::path session_dir;  // pi keeps this session's files here
+  // pi's session file to resume (`--session`): the one the session used last, kept across
+  // agent restarts, switch_session_file and daemon restarts. Empty: `--continue` (the
+  // newest file in session_dir; none on a first start).
+  std::filesystem::path session_file;
+  std::string owner = "local";  // the principal the session belongs to (stored with it)
   std::filesystem::path agent_dir;    // PI_CODING_AGENT_DIR (models.json, settings.json)
   std::string session_id;  // the daemon's id for the session: log lines only (Session sets it)
 };

@@ -258,6 +258,20 @@ Result<CommandLine, ParseStop> parse_arguments(const std::vector<std::string>& a
   app.add_option("--heartbeat-seconds", heartbeat_seconds,
                  "WebSocket ping interval; a peer silent for twice this is closed")
       ->capture_default_str()->check(kPositive);
+  auto& persistence = options.persistence;
+  bool no_journal = false;
+  std::string db_sync = "full";
+  app.add_flag("--resume-sessions", persistence.resume_sessions,
+               "At start, bring back every stored session that was running when the daemon stopped");
+  app.add_flag("--no-journal", no_journal,
+               "Keep command outcomes in memory only (no replay across restarts; faster commands)");
+  app.add_option("--db-sync", db_sync,
+                 "full: an answered command survives a power cut; normal: it survives a crash of the daemon")
+      ->capture_default_str()->check(CLI::IsMember({"full", "normal"}));
+  app.add_flag("--reset-corrupt-db", persistence.reset_corrupt_db,
+               "Move a corrupt or unreadable <state dir>/pi-server.db aside and start with a fresh one");
+  app.add_flag("--purge-session-files", persistence.purge_session_files,
+               "delete_session {purge:true} also removes the session's dir with pi's session files");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_option("--log-format", log_format, "json|text; default text when stderr is a terminal, else json");
 
@@ -340,6 +354,8 @@ Result<CommandLine, ParseStop> parse_arguments(const std::vector<std::string>& a
   breaker.slow_call = std::chrono::milliseconds(breaker_slow_ms);
   breaker.idle_ttl = std::chrono::milliseconds(breaker_idle_ms);
   options.state_dir = state_dir.empty() ? default_state_dir() : fs::path(state_dir);
+  persistence.journal = !no_journal;
+  persistence.sync_full = db_sync == "full";
   for (const auto& root : workspace_roots) {
     std::error_code ec;
     if (root.empty() || !fs::is_directory(root, ec))

@@ -24,6 +24,7 @@ constexpr bool kBumps = true, kReadOnly = false;
 constexpr FieldSpec kCreateSession[] = {
     {"cwd", F::path}, {"model", F::string}, {"thinkingLevel", F::string}, {"name", F::string}};
 constexpr FieldSpec kSwitchSession[] = {{"afterSeq", F::unsigned_integer}};
+constexpr FieldSpec kDeleteSession[] = {{"purge", F::boolean}};
 constexpr FieldSpec kCommandHistory[] = {{"sessionIdFilter", F::string},
                                          {"commandId", F::string},
                                          {"fromTimestamp", F::integer},
@@ -57,8 +58,13 @@ constexpr FieldSpec kNavigateTree[] = {{"targetId", F::string, true}, {"options"
 constexpr CommandSpec kCommands[] = {
     // ---- server commands (the daemon executes them)
     {"create_session", server, kSessionLane, long_running, kNoSession, kReadOnly, kNoBreaker, kCreateSession},
-    {"delete_session", server, kSessionLane, long_running, kNeedsSession, kReadOnly, kNoBreaker, {}},
+    {"delete_session", server, kSessionLane, long_running, kNeedsSession, kReadOnly, kNoBreaker, kDeleteSession},
     {"list_sessions", server, kServerLane, read, kNoSession, kReadOnly, kNoBreaker, {}},
+    // persistence (DESIGN §11): stored sessions that are not running, starting one again,
+    // and what this start recovered
+    {"list_stored_sessions", server, kServerLane, read, kNoSession, kReadOnly, kNoBreaker, {}},
+    {"load_session", server, kSessionLane, long_running, kNeedsSession, kReadOnly, kNoBreaker, {}},
+    {"get_startup_recovery", server, kServerLane, read, kNoSession, kReadOnly, kNoBreaker, {}},
     {"switch_session", server, kServerLane, normal, kNeedsSession, kReadOnly, kNoBreaker, kSwitchSession},
     {"unsubscribe", server, kServerLane, normal, kNeedsSession, kReadOnly, kNoBreaker, {}},
     {"get_metrics", server, kServerLane, read, kNoSession, kReadOnly, kNoBreaker, {}},

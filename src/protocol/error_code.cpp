@@ -22,6 +22,7 @@ std::string_view to_string(ErrorCode code) {
     case ErrorCode::payload_too_large: return "payload_too_large";
     case ErrorCode::not_pending: return "not_pending";
     case ErrorCode::unsupported: return "unsupported";
+    case ErrorCode::outcome_unknown: return "outcome_unknown";
   }
   return "invalid_command";
 }

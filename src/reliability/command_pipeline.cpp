@@ -18,6 +18,7 @@ struct CommandPipeline::Job {
   bool started = false;
   bool executing = false;
   bool finished = false;
+  bool journaled = false;  // its admission is durable (or needs no journal)
   Scheduler::Handle timeout_timer = 0;
   Scheduler::Handle dependency_timer = 0;
   SteadyTime admitted{};
@@ -41,6 +42,7 @@ CommandPipeline::CommandPipeline(const Clock& clock, Scheduler& scheduler,
       versions_(collaborators.versions),
       executor_(collaborators.executor),
       delivery_(collaborators.delivery),
+      journal_(collaborators.journal),
       options_(options) {}
 
 CommandPipeline::~CommandPipeline() = default;
@@ -165,7 +167,29 @@ void CommandPipeline::submit(Submission sub) {
   if (storable) job->record = store_.begin(sub.principal.name, env, fp);
   job->sub = std::move(sub);
   job->admitted = clock_.steady_now();
-  admit(std::move(job));
+  pass_gate(std::move(job));
+}
+
+void CommandPipeline::pass_gate(std::shared_ptr<Job> job) {
+  if (!journal_) return admit(std::move(job));
+  job->journaled = !job->record;
+  if (job->journaled && gate_.empty()) return admit(std::move(job));
+  gate_.push_back(job);
+  if (!job->journaled) {
+    journal_->admitted(*job->record, [this, job, alive = std::weak_ptr<int>(alive_)] {
+      if (alive.expired()) return;
+      job->journaled = true;
+      drain_gate();
+    });
+  }
+}
+
+void CommandPipeline::drain_gate() {
+  while (!gate_.empty() && gate_.front()->journaled) {
+    auto job = std::move(gate_.front());
+    gate_.pop_front();
+    admit(std::move(job));
+  }
 }
 
 void CommandPipeline::admit(std::shared_ptr<Job> job) {
@@ -342,7 +366,6 @@ void CommandPipeline::execute(const std::shared_ptr<Job>& job) {
 void CommandPipeline::finish(const std::shared_ptr<Job>& job, Response response) {
   if (job->finished) return;
   job->finished = true;
-  --jobs_in_flight_;
   if (job->timeout_timer) scheduler_.cancel(job->timeout_timer);
   if (job->dependency_timer) scheduler_.cancel(job->dependency_timer);
   job->timeout_timer = job->dependency_timer = 0;
@@ -352,6 +375,26 @@ void CommandPipeline::finish(const std::shared_ptr<Job>& job, Response response)
   response.command = env.type;
   response.id = env.id;
   response.replayed = false;
+  if (journal_ && job->record) {
+    // Durable first, then answered: an answered command is never run again after a crash.
+    // A duplicate arriving meanwhile waits for the outcome like one of a running command.
+    executor_.hold(job->sub);
+    auto conclude_later = [this, job, alive = std::weak_ptr<int>(alive_), response]() mutable {
+      if (!alive.expired()) conclude(job, std::move(response));
+    };
+    if (is_retryable_rejection(response))
+      journal_->forgotten(*job->record, std::move(conclude_later));
+    else
+      journal_->finished(*job->record, response, std::move(conclude_later));
+    return;
+  }
+  conclude(job, std::move(response));
+}
+
+void CommandPipeline::conclude(const std::shared_ptr<Job>& job, Response response) {
+  --jobs_in_flight_;
+
+  const auto& env = job->sub.envelope;
   // Store first, then answer (DESIGN §4): a duplicate arriving from now on gets this outcome.
   OutcomeStore::DoneCallbacks callbacks;
   if (job->record) {
@@ -359,6 +402,8 @@ void CommandPipeline::finish(const std::shared_ptr<Job>& job, Response response)
                                                  : store_.complete(job->record, response);
   }
   delivery_.deliver(job->sub.connection_id, response);
+  // Whatever waited for this response goes out right after it.
+  executor_.release(job->sub);
   stats_.latency.observe(std::chrono::duration<double>(clock_.steady_now() - job->admitted).count());
   std::string outcome = response.success ? "success"
                         : response.code  ? std::string(to_string(*response.code))

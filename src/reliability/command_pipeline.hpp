@@ -23,6 +23,7 @@
 #include "pi_server/principal.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/frames.hpp"
+#include "reliability/outcome_journal.hpp"
 #include "reliability/outcome_store.hpp"
 
 namespace pi_server::reliability {
@@ -77,6 +78,12 @@ class Executor {
   virtual ~Executor() = default;
   using Reply = std::function<void(protocol::Response)>;
   virtual void execute(const Submission& submission, Reply reply) = 0;
+  // The answer to `submission` waits for the journal: hold what would overtake it (its
+  // session's events) until release().
+  virtual void hold(const Submission& submission) {}
+  // Called once for every started or answered job, right after its response was delivered
+  // (whether or not hold() was called): what must follow the response goes now.
+  virtual void release(const Submission& submission) {}
 };
 
 // Sends frames to connections (responses and lifecycle events).
@@ -110,6 +117,8 @@ struct PipelineCollaborators {
   SessionVersions& versions;
   Executor& executor;
   Delivery& delivery;
+  // Null: outcomes live in memory only.
+  OutcomeJournal* journal = nullptr;
 };
 
 class CommandPipeline {
@@ -123,8 +132,8 @@ class CommandPipeline {
   const PipelineStats& stats() const { return stats_; }
   // Commands waiting or running per lane (for metrics).
   std::map<std::string, std::size_t> lane_depths() const;
-  // Commands admitted and not yet answered.
-  std::size_t in_flight() const { return jobs_in_flight_; }
+  // Commands admitted and not yet answered (those waiting for the journal included).
+  std::size_t in_flight() const { return jobs_in_flight_ + gate_.size(); }
 
   // Rejections answered but not stored, so a retry with the same id can succeed.
   static bool is_retryable_rejection(const protocol::Response& response);
@@ -141,12 +150,18 @@ class CommandPipeline {
   static std::string lane_name(const std::string& lane_key);
   std::chrono::milliseconds timeout_for(const protocol::CommandSpec& spec) const;
 
+  // Admission waits for the journal: jobs leave this gate in submission order, each once
+  // its own admission (if journaled) is durable.
+  void pass_gate(std::shared_ptr<Job> job);
+  void drain_gate();
   void admit(std::shared_ptr<Job> job);
   void pump(const std::string& lane_key);
   void start(const std::shared_ptr<Job>& job);
   void check_preconditions(const std::shared_ptr<Job>& job);
   void execute(const std::shared_ptr<Job>& job);
   void finish(const std::shared_ptr<Job>& job, protocol::Response response);
+  // After the outcome is durable: store it, answer, free the lane.
+  void conclude(const std::shared_ptr<Job>& job, protocol::Response response);
   void answer_duplicate(const Submission& dup, const OutcomeRecord& record);
   bool waits_on(const std::string& from_key, const std::string& target_key,
                 std::set<std::string>& seen) const;
@@ -158,7 +173,9 @@ class CommandPipeline {
   SessionVersions& versions_;
   Executor& executor_;
   Delivery& delivery_;
+  OutcomeJournal* journal_;
   PipelineOptions options_;
+  std::deque<std::shared_ptr<Job>> gate_;
   std::unordered_map<std::string, Lane> lanes_;
   // dependsOn waits: id key of the waiting job -> id keys it waits for (cycle detection).
   std::unordered_map<std::string, std::set<std::string>> waiting_for_;

@@ -67,10 +67,11 @@ std::string OutcomeStore::id_key(const std::string& principal, const std::string
   return "id\x1f" + principal + "\x1f" + id;
 }
 
-std::string OutcomeStore::idem_key(const std::string& principal, const protocol::Envelope& env) {
-  std::string scope = env.is_server_command() ? std::string("\x1eserver")
-                                                                     : env.session_id.value_or("");
-  return "key\x1f" + principal + "\x1f" + scope + "\x1f" + *env.idempotency_key;
+std::string OutcomeStore::idem_key(const std::string& principal, bool server_command,
+                                   const std::optional<std::string>& session_id,
+                                   const std::string& key) {
+  std::string scope = server_command ? std::string("\x1eserver") : session_id.value_or("");
+  return "key\x1f" + principal + "\x1f" + scope + "\x1f" + key;
 }
 
 OutcomeStore::Found OutcomeStore::find(const std::string& principal, const protocol::Envelope& env,
@@ -86,7 +87,8 @@ OutcomeStore::Found OutcomeStore::find(const std::string& principal, const proto
     }
   }
   if (!record && env.idempotency_key) {
-    auto it = index_.find(idem_key(principal, env));
+    auto it = index_.find(
+        idem_key(principal, env.is_server_command(), env.session_id, *env.idempotency_key));
     if (it != index_.end()) record = it->second;
   }
   if (!record) return {};
@@ -116,7 +118,7 @@ std::shared_ptr<OutcomeRecord> OutcomeStore::begin(const std::string& principal,
     index_[r->id_key] = r;
   }
   if (env.idempotency_key) {
-    r->idem_key = idem_key(principal, env);
+    r->idem_key = idem_key(principal, env.is_server_command(), env.session_id, *env.idempotency_key);
     index_[r->idem_key] = r;
   }
   in_flight_.insert(r);
@@ -130,17 +132,42 @@ OutcomeStore::DoneCallbacks OutcomeStore::complete(const std::shared_ptr<Outcome
   record->response = std::move(response);
   record->finished_at = clock_.system_now();
   record->finished_steady = clock_.steady_now();
+  in_flight_.erase(record);
+  account_finished(record);
+  evict();
+  auto callbacks = std::move(record->on_done);
+  record->on_done.clear();
+  return callbacks;
+}
+
+void OutcomeStore::account_finished(const std::shared_ptr<OutcomeRecord>& record) {
   record->bytes = sizeof(OutcomeRecord) + record->fingerprint.size() + record->command.size() +
                   record->id_key.size() + record->idem_key.size() +
                   record->response.error.value_or("").size() +
                   (record->response.data ? protocol::dump(*record->response.data).size() : 0);
   bytes_ += record->bytes;
-  in_flight_.erase(record);
   finished_.push_back(record);
+}
+
+void OutcomeStore::restore(OutcomeRecord record) {
+  auto r = std::make_shared<OutcomeRecord>(std::move(record));
+  r->done = true;
+  // Its age counts from when it finished, on the clock of the earlier run.
+  auto age = clock_.system_now() - r->finished_at;
+  r->finished_steady = clock_.steady_now() -
+                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                           std::max(age, decltype(age)::zero()));
+  if (r->client_id) {
+    r->id_key = id_key(r->principal, *r->client_id);
+    index_[r->id_key] = r;
+  }
+  if (r->idempotency_key) {
+    r->idem_key = idem_key(r->principal, protocol::spec_for(r->command).is_server(), r->session_id,
+                           *r->idempotency_key);
+    index_[r->idem_key] = r;
+  }
+  account_finished(r);
   evict();
-  auto callbacks = std::move(record->on_done);
-  record->on_done.clear();
-  return callbacks;
 }
 
 OutcomeStore::DoneCallbacks OutcomeStore::abandon(const std::shared_ptr<OutcomeRecord>& record,

@@ -39,6 +39,8 @@ struct OutcomeRecord {
   SteadyTime finished_steady{};
   std::uint64_t replays = 0;
   std::size_t waiting_duplicates = 0;
+  // Its key in the outcome journal (0: not journaled).
+  std::uint64_t journal_seq = 0;
   // What the finished record holds in memory, about (its response and keys): the store's
   // byte bound counts this.
   std::size_t bytes = 0;
@@ -85,6 +87,11 @@ class OutcomeStore {
   [[nodiscard]] DoneCallbacks abandon(const std::shared_ptr<OutcomeRecord>& record,
                                       protocol::Response response);
 
+  // Adds a finished outcome from the journal of an earlier run (at start, oldest first):
+  // its keys are derived from its principal, command, session and ids; its age from
+  // finished_at. REQUIRES: record.done.
+  void restore(OutcomeRecord record);
+
   std::size_t size() const { return finished_.size() + in_flight_.size(); }
   // Bytes held by finished outcomes (see OutcomeRecord::bytes).
   std::size_t bytes() const { return bytes_; }
@@ -94,7 +101,10 @@ class OutcomeStore {
 
  private:
   static std::string id_key(const std::string& principal, const std::string& id);
-  static std::string idem_key(const std::string& principal, const protocol::Envelope& env);
+  static std::string idem_key(const std::string& principal, bool server_command,
+                              const std::optional<std::string>& session_id,
+                              const std::string& key);
+  void account_finished(const std::shared_ptr<OutcomeRecord>& record);
   void evict();
 
   const Clock& clock_;

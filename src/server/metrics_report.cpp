@@ -205,6 +205,17 @@ void MetricsReport::visit(MetricVisitor& v, const Principal* viewer) const {
   v.scalar({"outcomesEvicted", "pi_server_outcomes_evicted_total", C,
             "Outcomes evicted from the replay store."},
            n(outcomes_.evictions()));
+  if (store_) {
+    v.scalar({"store.queuedWrites", "pi_server_store_queued_writes", G,
+              "Writes to pi-server.db queued for the writer thread (sessions, outcome journal)."},
+             n(store_->queued()));
+    v.scalar({"store.commits", "pi_server_store_commits_total", C,
+              "Transactions committed to pi-server.db (one per group-commit batch)."},
+             n(store_->commits()));
+    v.scalar({"store.errors", "pi_server_store_errors_total", C,
+              "Writes or commits to pi-server.db that failed (see db_write_failed in the log)."},
+             n(store_->store_errors()));
+  }
   json lanes = json::object();
   for (const auto& [lane, depth] : pipeline_.lane_depths()) {
     // Lane names carry session ids: only lanes of sessions the viewer may see (and the

@@ -15,6 +15,7 @@
 #include "auth/refusal.hpp"
 #include "connections/connection_registry.hpp"
 #include "observability/metrics.hpp"
+#include "persistence/store.hpp"
 #include "reliability/command_pipeline.hpp"
 #include "reliability/outcome_store.hpp"
 #include "server/admission_policy.hpp"
@@ -80,6 +81,8 @@ class MetricsReport {
         admission_(admission),
         auth_(auth) {}
 
+  // The state database, when there is one (its metrics appear only then).
+  void set_store(const persistence::Store* store) { store_ = store; }
   // Every metric, once. `viewer`: whose get_metrics this is -- the per-session and
   // per-connection detail then shows only what that principal may see (its own
   // connections, sessions it may see; admins see everything); nullptr: the operator's view.
@@ -99,6 +102,7 @@ class MetricsReport {
   const reliability::OutcomeStore& outcomes_;
   const AdmissionPolicy& admission_;
   const auth::AuthStats& auth_;
+  const persistence::Store* store_ = nullptr;
 };
 
 }  // namespace pi_server::server

@@ -33,7 +33,7 @@ std::filesystem::path default_session_cwd(const ServerOptions& options) {
 }
 }  // namespace
 
-Server::Server(boost::asio::io_context& io, ServerOptions options)
+Server::Server(boost::asio::io_context& io, ServerOptions options, persistence::Store* store)
     : io_(io),
       options_(std::move(options)),
       scheduler_(io),
@@ -48,6 +48,9 @@ Server::Server(boost::asio::io_context& io, ServerOptions options)
                  options_.breakers, sessions_),
       outcomes_(clock_, options_.pipeline.max_outcomes, options_.pipeline.outcome_max_age,
                 options_.pipeline.max_outcome_bytes),
+      store_(store),
+      records_(store),
+      journal_(open_journal()),
       metrics_(front_door_, responder_, sessions_, connections_, pipeline_, outcomes_, admission_,
                auth_stats_),
       paths_(workspace_roots(options_), options_.state_dir),
@@ -55,14 +58,46 @@ Server::Server(boost::asio::io_context& io, ServerOptions options)
                 default_session_cwd(options_)),
       pipeline_(clock_, scheduler_,
                 reliability::PipelineCollaborators{outcomes_, admission_, sessions_, commands_,
-                                                   responder_},
+                                                   responder_, journal_.get()},
                 options_.pipeline),
       drain_timer_(io) {
   sessions_.set_provider_feedback(&admission_);
+  if (store_) sessions_.set_records(&records_);
+  commands_.set_persistence(store_ ? &records_ : nullptr, &recovery_);
+  metrics_.set_store(store_);
   schedule_stall_probe(clock_.steady_now() + kStallProbe);
 }
 
 Server::~Server() = default;
+
+std::unique_ptr<persistence::StoredOutcomeJournal> Server::open_journal() {
+  if (!store_ || !options_.persistence.journal) return nullptr;
+  auto recovered = persistence::recover_journal(*store_, outcomes_);
+  recovery_.outcomes_restored = recovered.restored;
+  recovery_.in_flight_at_crash = std::move(recovered.in_flight_at_crash);
+  if (recovered.restored > 0 || !recovery_.in_flight_at_crash.empty())
+    log::info("journal_recovered", {{"outcomes", recovered.restored},
+                                    {"inFlightAtCrash", recovery_.in_flight_at_crash.size()}});
+  return std::make_unique<persistence::StoredOutcomeJournal>(*store_, clock_, recovered.next_seq);
+}
+
+void Server::resume_sessions() {
+  auto rows = records_.active();
+  recovery_.sessions_resuming = rows.size();
+  for (const auto& row : rows) {
+    sessions_.load(row, 0, [this, owner = row.owner](const std::string& id, Result<json> loaded) {
+      --recovery_.sessions_resuming;
+      if (loaded) {
+        recovery_.recovered_sessions.push_back({{"sessionId", id}, {"owner", owner}});
+        log::info("session_resumed", {{"session", id}});
+      } else {
+        recovery_.failed_sessions.push_back(
+            {{"sessionId", id}, {"owner", owner}, {"error", loaded.error()}});
+        log::warn("session_resume_failed", {{"session", id}, {"error", loaded.error()}});
+      }
+    });
+  }
+}
 
 void Server::schedule_stall_probe(SteadyTime due) {
   scheduler_.schedule(kStallProbe, [this, due] {
@@ -271,6 +306,12 @@ void Server::shutdown(std::string reason, std::function<void()> done) {
 
 void Server::finish_shutdown() {
   if (!shutdown_done_) return;
+  if (pipeline_.in_flight() > 0 && clock_.steady_now() < drain_deadline_) {
+    // Answers waiting for their outcome to be durable (the agents' last answers): send them
+    // before the connections close.
+    scheduler_.schedule(std::chrono::milliseconds(2), [this] { finish_shutdown(); });
+    return;
+  }
   if (connections_.size() > 0) {
     // Each connection flushes its queue, closes, and reports on_close; the last one
     // brings us back here.

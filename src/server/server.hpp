@@ -24,6 +24,10 @@
 #include "server/metrics_report.hpp"
 #include "server/responder.hpp"
 #include "server/server_commands.hpp"
+#include "server/startup_recovery.hpp"
+#include "persistence/outcome_journal.hpp"
+#include "persistence/store.hpp"
+#include "session/session_records.hpp"
 #include "session/session_registry.hpp"
 
 namespace pi_server::server {
@@ -32,7 +36,9 @@ inline constexpr std::string_view kProtocolVersion = "1.1.0";
 
 class Server : public ConnectionHandler, public HttpHandler {
  public:
-  Server(boost::asio::io_context& io, ServerOptions options);
+  // `store` (may be null: nothing persists) keeps sessions and, unless --no-journal, the
+  // outcome journal; it must outlive the Server. The earlier run's journal is read here.
+  Server(boost::asio::io_context& io, ServerOptions options, persistence::Store* store = nullptr);
   ~Server() override;
 
   // Transports report here.
@@ -53,6 +59,9 @@ class Server : public ConnectionHandler, public HttpHandler {
   // STOPPING=1.
   void set_on_drain(std::function<void()> on_drain) { on_drain_ = std::move(on_drain); }
   void set_ready(bool ready) { ready_ = ready; }
+  // --resume-sessions: starts every stored session that was running when the daemon last
+  // stopped (on the loop, as the agents come up); get_startup_recovery reports how it went.
+  void resume_sessions();
   void set_transports(std::vector<std::string> transports) { transports_ = std::move(transports); }
   // Where metrics read the TCP listener's socket counts.
   void set_listener_stats(std::function<ListenerStats()> stats) {
@@ -75,6 +84,7 @@ class Server : public ConnectionHandler, public HttpHandler {
   std::size_t connection_count() const { return connections_.size(); }
 
  private:
+  std::unique_ptr<persistence::StoredOutcomeJournal> open_journal();
   void finish_shutdown();
   // Waits for the closing connections: WebSocket close handshakes get a second, stdio output
   // is written to its last byte until the drain deadline. Then runs `done`.
@@ -100,6 +110,11 @@ class Server : public ConnectionHandler, public HttpHandler {
   session::SessionRegistry sessions_;
   AdmissionPolicy admission_;
   reliability::OutcomeStore outcomes_;
+  persistence::Store* store_;
+  session::SessionRecords records_;
+  StartupRecovery recovery_;
+  // The outcome journal on store_ (null without a store or with --no-journal).
+  std::unique_ptr<persistence::StoredOutcomeJournal> journal_;
   FrontDoorStats front_door_;
   auth::AuthStats auth_stats_;
   // The metrics read the pipeline, declared below (a reference is all they keep); the

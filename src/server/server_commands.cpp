@@ -55,6 +55,9 @@ ServerCommands::Handler ServerCommands::handler_for(std::string_view type) {
       {"create_session", &ServerCommands::create_session},
       {"delete_session", &ServerCommands::delete_session},
       {"list_sessions", &ServerCommands::list_sessions},
+      {"list_stored_sessions", &ServerCommands::list_stored_sessions},
+      {"load_session", &ServerCommands::load_session},
+      {"get_startup_recovery", &ServerCommands::get_startup_recovery},
       {"switch_session", &ServerCommands::switch_session},
       {"unsubscribe", &ServerCommands::unsubscribe},
       {"get_metrics", &ServerCommands::get_metrics},
@@ -80,6 +83,28 @@ void ServerCommands::execute(const Submission& sub, Reply reply) {
   }
   if (!env.is_server_command()) return to_session(sub, std::move(reply));
   (this->*handler_for(env.type))(sub, std::move(reply));
+}
+
+void ServerCommands::hold(const Submission& sub) {
+  // Holds nest per session; the same Session object gets the release, even if the id is
+  // reused meanwhile. One job holds at most once (the pipeline pairs hold and release).
+  if (!sub.envelope.session_id || sub.envelope.is_server_command()) return;
+  if (auto session = sessions_.find(*sub.envelope.session_id)) {
+    session->hold_events();
+    held_[&sub] = session;  // the job's Submission: the same object comes to release()
+  }
+}
+
+void ServerCommands::release(const Submission& sub) {
+  if (auto after = after_response_.find(&sub); after != after_response_.end()) {
+    auto action = std::move(after->second);
+    after_response_.erase(after);
+    action();
+  }
+  auto it = held_.find(&sub);
+  if (it == held_.end()) return;
+  if (auto session = it->second.lock()) session->release_events();
+  held_.erase(it);
 }
 
 std::shared_ptr<session::Session> ServerCommands::session_or_reply(const Submission& sub,
@@ -202,41 +227,99 @@ void ServerCommands::create_session(const Submission& sub, Reply reply) {
     return reply(invalid(env,
                          "Field 'thinkingLevel' must be one of off, minimal, low, medium, high, xhigh"));
 
+  launch.owner = sub.principal.name;
+  // A stored session's id belongs to its owner: nobody else may start a session under it.
+  if (const auto* row = records_ && !session_id.empty() ? records_->find(session_id) : nullptr;
+      row && row->owner != sub.principal.name)
+    return reply(protocol::error_response(env.type, env.id, ErrorCode::session_exists,
+                                          "Session already exists: " + session_id));
   sessions_.create(session_id, std::move(launch), sub.connection_id, sub.principal,
-                   [this, env_type = env.type, env_id = env.id, sub,
-                    reply = std::move(reply)](const std::string& id, Result<json> created) {
-                     if (!created) {
-                       auto r = protocol::error_response(
-                           env_type, env_id,
-                           created.status().code().value_or(ErrorCode::agent_exited),
-                           created.error());
-                       // Which (perhaps generated) id failed; not for a refused duplicate.
-                       if (r.code != ErrorCode::session_exists) r.session_id = id;
-                       return reply(r);
-                     }
-                     json info = std::move(created.value());
-                     Response r = protocol::success_response(
-                         env_type, env_id, json{{"sessionId", id}, {"sessionInfo", info}});
-                     r.session_id = id;
-                     reply(r);
-                     responder_.broadcast_to_owner(sub.principal.name, "session_created",
-                                                   {{"sessionId", id}, {"sessionInfo", info}});
-                     reliability::log_command(log::Level::info, "session_created", sub, {{"session", id}});
-                   });
+                   answer_created(sub, std::move(reply)));
+}
+
+session::SessionRegistry::Created ServerCommands::answer_created(const Submission& sub, Reply reply) {
+  return [this, sub, reply = std::move(reply)](const std::string& id, Result<json> created) {
+    const Envelope& env = sub.envelope;
+    if (!created) {
+      auto r = protocol::error_response(env.type, env.id,
+                                        created.status().code().value_or(ErrorCode::agent_exited),
+                                        created.error());
+      // Which (perhaps generated) id failed; not for a refused duplicate.
+      if (r.code != ErrorCode::session_exists) r.session_id = id;
+      return reply(r);
+    }
+    json info = std::move(created.value());
+    Response r = protocol::success_response(env.type, env.id,
+                                            json{{"sessionId", id}, {"sessionInfo", info}});
+    r.session_id = id;
+    auto session = sessions_.find(id);
+    if (session) r.session_version = session->version();
+    reply(r);
+    // The owner's connections hear of it (and admins').
+    responder_.broadcast_to_owner(session ? session->owner() : sub.principal.name, "session_created",
+                                  {{"sessionId", id}, {"sessionInfo", info}});
+    reliability::log_command(log::Level::info,
+                             env.type == "load_session" ? "session_loaded" : "session_created", sub,
+                             {{"session", id}});
+  };
 }
 
 void ServerCommands::delete_session(const Submission& sub, Reply reply) {
   const Envelope& env = sub.envelope;
   std::string id = *env.session_id;
-  auto session = session_or_reply(sub, reply);
-  if (!session) return;
-  // Answer once the agent is gone, so "deleted" means no process is left. The owner's
-  // connections hear of it (and admins'), also when an admin deleted it.
-  sessions_.remove(id, [this, id, env, owner = session->owner(), sub, reply] {
-    reply(success(env, json{{"sessionId", id}, {"deleted", true}}));
-    responder_.broadcast_to_owner(owner, "session_deleted", {{"sessionId", id}});
-    reliability::log_command(log::Level::info, "session_deleted", sub);
-  });
+  bool purge = env.body.value("purge", false);
+  json data = {{"sessionId", id}, {"deleted", true}, {"purged", purge}};
+  if (auto session = sessions_.find_for(id, sub.principal)) {
+    // Answer once the agent is gone, so "deleted" means no process is left. The owner's
+    // connections hear of it (and admins'), also when an admin deleted it.
+    sessions_.remove(
+        id,
+        [this, id, env, data, owner = session->owner(), sub, reply] {
+          reply(success(env, data));
+          responder_.broadcast_to_owner(owner, "session_deleted", {{"sessionId", id}});
+          reliability::log_command(log::Level::info, "session_deleted", sub);
+        },
+        purge);
+    return;
+  }
+  // Not running: a purge may still remove its stored record.
+  const auto* row = records_ ? records_->find(id) : nullptr;
+  if (purge && row && (row->owner == sub.principal.name || sub.principal.admin) &&
+      sessions_.purge_stored(id)) {
+    reliability::log_command(log::Level::info, "session_purged", sub, {{"session", id}});
+    return reply(success(env, data));
+  }
+  reply(protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
+                                 "Session not found: " + id));
+}
+
+void ServerCommands::list_stored_sessions(const Submission& sub, Reply reply) {
+  // Stored sessions that are not running (DESIGN §9): load_session brings one back.
+  json list = json::array();
+  if (records_)
+    for (const auto* row : records_->owned_by(sub.principal.name))
+      if (!sessions_.contains(row->id)) list.push_back(session::SessionRecords::to_json(*row));
+  reply(protocol::success_response(sub.envelope.type, sub.envelope.id, json{{"sessions", list}}));
+}
+
+void ServerCommands::load_session(const Submission& sub, Reply reply) {
+  const Envelope& env = sub.envelope;
+  const std::string& id = *env.session_id;
+  const auto* row = records_ ? records_->find(id) : nullptr;
+  if (!row || (row->owner != sub.principal.name && !sub.principal.admin))
+    return reply(protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
+                                          "No stored session: " + id));
+  if (sessions_.contains(id))
+    return reply(protocol::error_response(env.type, env.id, ErrorCode::session_exists,
+                                          "Session is already running: " + id));
+  persistence::StoredSession copy = *row;  // the row may change while the agent starts
+  sessions_.load(copy, sub.connection_id, answer_created(sub, std::move(reply)));
+}
+
+void ServerCommands::get_startup_recovery(const Submission& sub, Reply reply) {
+  json data = recovery_ ? recovery_->for_principal(sub.principal.name)
+                        : StartupRecovery{}.for_principal(sub.principal.name);
+  reply(protocol::success_response(sub.envelope.type, sub.envelope.id, std::move(data)));
 }
 
 void ServerCommands::list_sessions(const Submission& sub, Reply reply) {
@@ -267,11 +350,20 @@ void ServerCommands::switch_session(const Submission& sub, Reply reply) {
     data["firstSeq"] = replay.first_seq;
     data["replayedEvents"] = replay.events.size();
   }
+  // The buffered events follow the response, then the live stream. The response may wait
+  // for the journal: the session's live events are held until the replay is out (no gap,
+  // no duplicate, nothing before the response).
+  if (resume) {
+    session.hold_events();
+    after_response_[&sub] = [this, conn, replay = std::move(replay), weak = std::weak_ptr(found)] {
+      auto s = weak.lock();
+      if (!s) return;
+      if (Connection* c = connections_.find(conn))
+        for (const auto& [seq, frame] : replay.events) c->send_event(frame, s->id(), seq);
+      s->release_events();
+    };
+  }
   reply(success(env, std::move(data)));
-  // The buffered events follow the response, then the live stream: everything here runs in
-  // one turn of the loop, so no live event can slip in between (no gap, no duplicate).
-  if (Connection* c = connections_.find(conn))
-    for (const auto& [seq, frame] : replay.events) c->send_event(frame, session.id(), seq);
 }
 
 void ServerCommands::unsubscribe(const Submission& sub, Reply reply) {

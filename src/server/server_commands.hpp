@@ -5,6 +5,9 @@
 // server row of the table has one (a unit test checks).
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
 #include <set>
 #include <string_view>
 
@@ -14,6 +17,8 @@
 #include "security/path_confinement.hpp"
 #include "server/metrics_report.hpp"
 #include "server/responder.hpp"
+#include "server/startup_recovery.hpp"
+#include "session/session_records.hpp"
 #include "session/session_registry.hpp"
 
 namespace pi_server::server {
@@ -35,6 +40,13 @@ class ServerCommands : public reliability::Executor {
         default_cwd_(std::move(default_cwd)) {}
 
   void execute(const reliability::Submission& submission, Reply reply) override;
+  void hold(const reliability::Submission& submission) override;
+  void release(const reliability::Submission& submission) override;
+  // The stored sessions (null: nothing is stored) and what this start recovered.
+  void set_persistence(session::SessionRecords* records, const StartupRecovery* recovery) {
+    records_ = records;
+    recovery_ = recovery;
+  }
 
   // From now on, commands that start are answered shutting_down (the sessions are going).
   void begin_drain() { draining_ = true; }
@@ -54,6 +66,11 @@ class ServerCommands : public reliability::Executor {
   void create_session(const reliability::Submission& sub, Reply reply);
   void delete_session(const reliability::Submission& sub, Reply reply);
   void list_sessions(const reliability::Submission& sub, Reply reply);
+  void list_stored_sessions(const reliability::Submission& sub, Reply reply);
+  void load_session(const reliability::Submission& sub, Reply reply);
+  void get_startup_recovery(const reliability::Submission& sub, Reply reply);
+  // create_session's and load_session's answer once the agent is up.
+  session::SessionRegistry::Created answer_created(const reliability::Submission& sub, Reply reply);
   void switch_session(const reliability::Submission& sub, Reply reply);
   void unsubscribe(const reliability::Submission& sub, Reply reply);
   void get_metrics(const reliability::Submission& sub, Reply reply);
@@ -81,6 +98,12 @@ class ServerCommands : public reliability::Executor {
   const MetricsReport& metrics_;
   const security::PathConfinement& paths_;
   std::filesystem::path default_cwd_;
+  session::SessionRecords* records_ = nullptr;
+  const StartupRecovery* recovery_ = nullptr;
+  // Sessions whose events are held for a response waiting for the journal (by hold()).
+  std::map<const void*, std::weak_ptr<session::Session>> held_;
+  // What must follow a response (switch_session's buffered events), by the job's Submission.
+  std::map<const void*, std::function<void()>> after_response_;
   // Connections that opted out of command_* lifecycle events.
   std::set<std::uint64_t> lifecycle_opt_out_;
   bool draining_ = false;

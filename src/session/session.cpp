@@ -154,7 +154,10 @@ void Session::on_agent_response(std::string_view line, std::string_view raw_id) 
     if (!r.success && r.error && r.error->starts_with("Unknown command"))
       r.code = ErrorCode::unknown_command;
   }
-  if (r.success && protocol::bumps_session_version(pending.client_type)) ++version_;
+  if (r.success && protocol::bumps_session_version(pending.client_type)) {
+    ++version_;
+    observer_.on_session_changed(*this, pending.client_type);
+  }
   // pi answers prompt before its agent_start: the run is under way from this moment until
   // agent_settled, and the session must not look quiet in between (stdio drain waits on it).
   if (r.success && pending.client_type == "prompt") running_ = true;
@@ -202,6 +205,15 @@ void Session::on_agent_event(std::string_view line, std::string_view type, std::
   ++stats_.events_relayed;
   // The buffer shares the frame with the outbound queues: no copy.
   ring_.push(seq, frame);
+  if (holds_ > 0) {
+    held_.emplace_back(seq, std::move(frame));
+  } else {
+    send_event(seq, frame);
+  }
+  if (type == "agent_settled" && quiet()) observer_.on_session_quiet(*this);
+}
+
+void Session::send_event(std::uint64_t seq, const Frame& frame) {
   for (auto conn_id : subscribers_) {
     if (Connection* c = connections_.find(conn_id)) {
       switch (c->send_event(frame, id_, seq)) {
@@ -211,7 +223,16 @@ void Session::on_agent_event(std::string_view line, std::string_view type, std::
       }
     }
   }
-  if (type == "agent_settled" && quiet()) observer_.on_session_quiet(*this);
+}
+
+void Session::release_events() {
+  if (holds_ == 0 || --holds_ > 0) return;
+  auto held = std::move(held_);
+  held_.clear();
+  for (const auto& [seq, frame] : held) {
+    if (seq == 0) send_to_subscribers(frame);
+    else send_event(seq, frame);
+  }
 }
 
 void Session::observe_message_end(std::string_view line) {
@@ -288,7 +309,11 @@ void Session::on_ui_cancelled(const std::string& ui_id, std::string_view reason)
       "extension_ui_cancelled", {{"sessionId", id_}, {"id", ui_id}, {"reason", reason}})));
 }
 
-void Session::send_to_subscribers(const Frame& frame) const {
+void Session::send_to_subscribers(const Frame& frame) {
+  if (holds_ > 0) {
+    held_.emplace_back(0, frame);  // seq 0: a server event, after the events before it
+    return;
+  }
   for (auto conn_id : subscribers_)
     if (Connection* c = connections_.find(conn_id)) c->send_control(frame);
 }

@@ -67,6 +67,8 @@ class SessionObserver {
                                   ProviderResult result) {}
   virtual void on_run_finished(Session& session, const std::string& provider,
                                std::chrono::steady_clock::duration length) {}
+  // A successful `command` bumped the session's version (called before it is answered).
+  virtual void on_session_changed(Session& session, std::string_view command) {}
 };
 
 // Shared by every session; owned by whoever owns the sessions (outlives them).
@@ -123,8 +125,14 @@ class Session {
   }
   std::size_t subscriber_count() const { return subscribers_.size(); }
   const std::set<std::uint64_t>& subscribers() const { return subscribers_; }
-  // Sends a server event (never dropped) to every subscriber.
-  void send_to_subscribers(const Frame& frame) const;
+  // While an answer of this session waits for its outcome to be durable (the journal's
+  // group commit), the events the agent sends meanwhile wait too: a client still gets a
+  // command's response before the events it caused. Holds nest; events keep their seq and
+  // enter the resume buffer at once.
+  void hold_events() { ++holds_; }
+  void release_events();
+  // Sends a server event (never dropped) to every subscriber (held like events, above).
+  void send_to_subscribers(const Frame& frame);
 
   // Restart bookkeeping: true if another restart fits the policy now (and records it);
   // `delay` gets the backoff to wait first.
@@ -142,6 +150,22 @@ class Session {
   // A compaction (manual compact or pi's auto-compaction) is running.
   bool compacting() const { return compacting_; }
   std::uint64_t version() const { return version_; }
+  SystemTime created_at() const { return created_at_; }
+  SystemTime last_activity_at() const { return last_activity_at_; }
+  // A stored session coming back (load_session, --resume-sessions) keeps its version and
+  // creation time.
+  void restore(std::uint64_t version, SystemTime created_at, SystemTime last_activity_at) {
+    version_ = version;
+    created_at_ = created_at;
+    last_activity_at_ = last_activity_at;
+  }
+  // What the agent reports after a change (get_state): the file it is on (resumed by the
+  // next agent start), its model and the session's name.
+  void set_identity(std::filesystem::path session_file, std::string model, std::string name) {
+    launch_.session_file = std::move(session_file);
+    if (!model.empty()) launch_.model = std::move(model);
+    launch_.name = std::move(name);
+  }
   // The LLM provider this session talks to: from its model, then from what the agent's
   // assistant messages report.
   const std::string& provider() const { return provider_; }
@@ -173,6 +197,7 @@ class Session {
   void observe_message_end(std::string_view line);
   void on_agent_exit(const agent::ExitStatus& status);
   void fail_pending(const std::string& message);
+  void send_event(std::uint64_t seq, const Frame& frame);
   void touch();
 
   const Clock& clock_;
@@ -194,6 +219,8 @@ class Session {
   // The newest event frames, for resume.
   EventRing ring_;
   std::uint64_t version_ = 0;
+  std::size_t holds_ = 0;
+  std::deque<std::pair<std::uint64_t, Frame>> held_;  // events waiting for release_events
   bool running_ = false;
   bool compacting_ = false;  // between compaction_start and compaction_end (manual or auto)
   std::string provider_;

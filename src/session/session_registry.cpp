@@ -1,5 +1,6 @@
 #include "session/session_registry.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <random>
 
@@ -65,6 +66,18 @@ Result<fs::path> SessionRegistry::prepare_session_dirs(const std::string& sessio
 
 void SessionRegistry::create(std::string session_id, agent::SessionLaunch launch,
                              std::uint64_t creator, const Principal& owner, Created done) {
+  launch.owner = owner.name;
+  start(std::move(session_id), std::move(launch), creator, nullptr, std::move(done));
+}
+
+void SessionRegistry::load(const persistence::StoredSession& row, std::uint64_t creator,
+                           Created done) {
+  start(row.id, SessionRecords::launch_of(row), creator, &row, std::move(done));
+}
+
+void SessionRegistry::start(std::string session_id, agent::SessionLaunch launch,
+                            std::uint64_t creator, const persistence::StoredSession* restored,
+                            Created done) {
   if (session_id.empty()) {
     do session_id = random_session_id();
     while (sessions_.count(session_id));
@@ -77,7 +90,7 @@ void SessionRegistry::create(std::string session_id, agent::SessionLaunch launch
                                           "Too many sessions (max " +
                                               std::to_string(options_.max_sessions) + ")"));
   if (options_.max_sessions_per_principal > 0 &&
-      count_owned_by(owner.name) >= options_.max_sessions_per_principal)
+      count_owned_by(launch.owner) >= options_.max_sessions_per_principal)
     return done(session_id, Status::error(ErrorCode::limit_reached,
                                           "Too many sessions for this principal (max " +
                                               std::to_string(options_.max_sessions_per_principal) +
@@ -87,7 +100,14 @@ void SessionRegistry::create(std::string session_id, agent::SessionLaunch launch
   if (!dir) return done(session_id, Status::error(ErrorCode::agent_exited, dir.error()));
   launch.session_dir = *dir;
   launch.agent_dir = *dir / "agent";
-  auto session = std::make_shared<Session>(context_, session_id, launch, owner.name);
+  auto session = std::make_shared<Session>(context_, session_id, launch, launch.owner);
+  if (restored) {
+    auto from_ms = [](std::int64_t ms) {
+      return SystemTime(std::chrono::duration_cast<SystemTime::duration>(std::chrono::milliseconds(ms)));
+    };
+    session->restore(restored->session_version, from_ms(restored->created_at_ms),
+                     from_ms(restored->last_active_at_ms));
+  }
   if (auto started = session->start_agent(); !started)
     return done(session_id, Status::error(ErrorCode::agent_exited, started.message()));
   sessions_.emplace(session_id, session);
@@ -119,6 +139,10 @@ void SessionRegistry::create(std::string session_id, agent::SessionLaunch launch
     }
     s->mark_ready();
     const json& data = state.data ? *state.data : json::object();
+    // From now on the agent resumes this file (restarts, daemon restarts).
+    if (auto file = data.find("sessionFile"); file != data.end() && file->is_string())
+      s->set_identity(file->get<std::string>(), "", s->launch().name);
+    if (records_) records_->save(*s);
     json info = s->summary();
     if (data.contains("sessionFile")) info["sessionFile"] = data["sessionFile"];
     if (data.contains("sessionId")) info["agentSessionId"] = data["sessionId"];
@@ -146,13 +170,82 @@ void SessionRegistry::stop_and_forget(const std::shared_ptr<Session>& session,
   });
 }
 
-bool SessionRegistry::remove(const std::string& session_id, std::function<void()> done) {
+bool SessionRegistry::remove(const std::string& session_id, std::function<void()> done,
+                             bool purge) {
   auto it = sessions_.find(session_id);
   if (it == sessions_.end()) return false;
   auto session = it->second;
   sessions_.erase(it);
-  stop_and_forget(session, std::move(done));
+  if (records_) purge ? records_->forget(session_id) : records_->mark_stopped(session_id);
+  stop_and_forget(session, [this, session_id, purge, done = std::move(done)] {
+    // The agent is gone: nothing writes in its dirs any more.
+    clean_session_dirs(session_id, purge);
+    done();
+  });
   return true;
+}
+
+bool SessionRegistry::purge_stored(const std::string& session_id) {
+  if (!records_ || !records_->find(session_id) || sessions_.count(session_id)) return false;
+  records_->forget(session_id);
+  clean_session_dirs(session_id, true);
+  return true;
+}
+
+void SessionRegistry::clean_session_dirs(const std::string& session_id, bool purge) {
+  fs::path base = options_.state_dir / "sessions" / session_id;
+  std::error_code ec;
+  fs::remove_all(base / "agent", ec);
+  if (purge && options_.persistence.purge_session_files) {
+    fs::remove_all(base, ec);
+  } else if (fs::is_directory(base, ec) && fs::is_empty(base, ec)) {
+    fs::remove(base, ec);
+  }
+  if (ec) log::warn("session_dir_cleanup_failed", {{"session", session_id}, {"error", ec.message()}});
+}
+
+void SessionRegistry::on_session_changed(Session& session, std::string_view command) {
+  if (!records_) return;
+  records_->save(session);
+  // Commands after which pi may be on another file, model or name: ask it (on a later
+  // turn: this runs inside the session's handling of an agent line).
+  static constexpr std::string_view kMoves[] = {"new_session", "switch_session_file", "fork",
+                                                "clone",       "set_session_name"};
+  static constexpr std::string_view kModelChanges[] = {"set_model", "cycle_model"};
+  bool moves = std::find(std::begin(kMoves), std::end(kMoves), command) != std::end(kMoves);
+  bool model = std::find(std::begin(kModelChanges), std::end(kModelChanges), command) !=
+               std::end(kModelChanges);
+  if (!moves && !model) return;
+  auto it = sessions_.find(session.id());
+  if (it == sessions_.end() || it->second.get() != &session) return;
+  std::weak_ptr<Session> weak = it->second;
+  scheduler_.schedule(std::chrono::milliseconds(0), [this, weak, model, alive = std::weak_ptr<int>(alive_)] {
+    auto s = weak.lock();
+    if (!alive.expired() && s) refresh_identity(s, model);
+  });
+}
+
+void SessionRegistry::refresh_identity(const std::shared_ptr<Session>& session, bool model_changed) {
+  protocol::Envelope probe;
+  probe.type = "get_state";
+  probe.spec = &protocol::spec_for(probe.type);
+  probe.body = json{{"type", "get_state"}};
+  std::weak_ptr<Session> weak = session;
+  session->relay(probe, [this, weak, model_changed, alive = std::weak_ptr<int>(alive_)](protocol::Response state) {
+    auto s = weak.lock();
+    if (alive.expired() || !s || !state.success || !state.data || !records_) return;
+    const json& data = *state.data;
+    std::string file = data.value("sessionFile", s->launch().session_file.string());
+    // The model pi reports is taken only after a model change: a session whose model came
+    // from the defaults keeps following them.
+    std::string model = model_changed && data.contains("model") ? model_string(data["model"]) : "";
+    // pi leaves sessionName out when the file it is on has none.
+    std::string name = data.contains("sessionName") && data["sessionName"].is_string()
+                           ? data["sessionName"].get<std::string>()
+                           : std::string();
+    s->set_identity(file, model, name);
+    if (sessions_.count(s->id())) records_->save(*s);
+  });
 }
 
 void SessionRegistry::stop_all(std::function<void()> done) {

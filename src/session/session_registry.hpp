@@ -20,6 +20,7 @@
 #include "reliability/command_pipeline.hpp"
 #include "session/provider_feedback.hpp"
 #include "session/session.hpp"
+#include "session/session_records.hpp"
 
 namespace pi_server::session {
 
@@ -37,6 +38,9 @@ class SessionRegistry : public SessionObserver,
   // Where provider results go (the admission policy's breakers). Set once, before any
   // session exists.
   void set_provider_feedback(ProviderFeedback* feedback) { feedback_ = feedback; }
+  // Where sessions are stored (created, changed, deleted). Set once, before any session
+  // exists; without it nothing is stored.
+  void set_records(SessionRecords* records) { records_ = records; }
 
   // Creates a session (a random id when `session_id` is empty) and starts its agent;
   // `done` gets the session's id and its info once the agent answered a first get_state, or
@@ -46,9 +50,16 @@ class SessionRegistry : public SessionObserver,
   using Created = std::function<void(const std::string& session_id, Result<nlohmann::json> info)>;
   void create(std::string session_id, agent::SessionLaunch launch, std::uint64_t creator,
               const Principal& owner, Created done);
+  // Starts a stored session again (load_session, --resume-sessions): its owner, cwd, model,
+  // name, pi session file, sessionVersion and creation time come from `row`. `done` as create's.
+  void load(const persistence::StoredSession& row, std::uint64_t creator, Created done);
   // Removes the session at once (lookups fail from now on) and stops its agent; `done`
-  // runs once the agent is reaped. False if there is no such session.
-  bool remove(const std::string& session_id, std::function<void()> done);
+  // runs once the agent is reaped. Its stored row stays loadable ("stopped"), or with
+  // `purge` is removed. False if there is no such session.
+  bool remove(const std::string& session_id, std::function<void()> done, bool purge = false);
+  // Purges a stored session that is not running: its row, its private agent dir, and (with
+  // --purge-session-files) its session dir. False if there is no such row.
+  bool purge_stored(const std::string& session_id);
   // Stops every agent (shutdown); `done` runs once all are reaped. No restarts after this.
   void stop_all(std::function<void()> done);
 
@@ -86,6 +97,7 @@ class SessionRegistry : public SessionObserver,
   // SessionObserver
   void on_agent_exited(Session& session, const agent::ExitStatus& status) override;
   void on_session_quiet(Session& session) override {}
+  void on_session_changed(Session& session, std::string_view command) override;
   void on_provider_result(Session& session, const std::string& provider,
                           ProviderResult result) override;
   void on_run_finished(Session& session, const std::string& provider,
@@ -94,6 +106,14 @@ class SessionRegistry : public SessionObserver,
  private:
   // <state>/sessions/<id>/: pi's session files; <id>/agent/: the session's own agent dir.
   Result<std::filesystem::path> prepare_session_dirs(const std::string& session_id);
+  // The common part of create and load.
+  void start(std::string session_id, agent::SessionLaunch launch, std::uint64_t creator,
+             const persistence::StoredSession* restored, Created done);
+  // After a delete: the private agent dir goes (load rebuilds it); the session dir too when
+  // it holds nothing else, or on a purge with --purge-session-files.
+  void clean_session_dirs(const std::string& session_id, bool purge);
+  // Asks the agent where it is now (file, model, name) and stores it.
+  void refresh_identity(const std::shared_ptr<Session>& session, bool model_changed);
   void schedule_restart(const std::shared_ptr<Session>& session, std::chrono::milliseconds delay);
   // Destroys `session` on a later turn of the loop (never inside its own callback).
   void bury(std::shared_ptr<Session> session);
@@ -105,6 +125,7 @@ class SessionRegistry : public SessionObserver,
   ConnectionRegistry& connections_;
   RelayStats& relay_stats_;
   ProviderFeedback* feedback_ = nullptr;
+  SessionRecords* records_ = nullptr;
   // What every Session is built with (this registry is their observer).
   SessionContext context_;
   std::map<std::string, std::shared_ptr<Session>> sessions_;

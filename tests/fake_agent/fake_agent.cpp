@@ -974,6 +974,9 @@ void handleLine(std::string line) {
     handleCommand(m);
 }
 
+// --session FILE: resume (or start) that file, as pi does.
+std::string g_sessionArg;
+
 void parseArgs(int argc, char** argv) {
     static const char* withValue[] = {"--mode",   "--provider", "--model",  "--thinking",       "--session-dir",
                                       "--session", "--name",     "-n",       "-e",               "--extension",
@@ -997,6 +1000,7 @@ void parseArgs(int argc, char** argv) {
         else if (a == "--thinking") cfg.thinkingLevel = val;
         else if (a == "--session-dir") cfg.sessionDir = val;
         else if (a == "--name" || a == "-n") cfg.sessionName = val;
+        else if (a == "--session") g_sessionArg = val;
     }
 }
 
@@ -1011,7 +1015,7 @@ int main(int argc, char** argv) {
     parseArgs(argc, argv);
     if (!cfg.sessionDir.empty()) {
         while (cfg.sessionDir.size() > 1 && cfg.sessionDir.back() == '/') cfg.sessionDir.pop_back();
-        cfg.sessionFile = cfg.sessionDir + "/fake-session.jsonl";
+        cfg.sessionFile = g_sessionArg.empty() ? cfg.sessionDir + "/fake-session.jsonl" : g_sessionArg;
         uint64_t h = fnv1a(cfg.sessionFile);
         cfg.sessionId = uuidFrom(h, fnv1a("id", h));  // stable across restarts on the same dir
         loadSession(cfg.sessionFile);

@@ -39,6 +39,7 @@ class Daemon {
     std::vector<std::string> env;     // extra NAME=VALUE for the daemon
     std::string binary;               // another pi-server binary (benchmarks); empty: this build's
     std::string log_level = "debug";  // --log-level; empty: none on the command line
+    std::string state_dir;            // an existing state dir (a restart); empty: a fresh one
   };
   explicit Daemon(Options options);
   Daemon() : Daemon(Options{}) {}
@@ -46,7 +47,7 @@ class Daemon {
 
   std::uint16_t port() const { return port_; }
   pid_t pid() const { return pid_; }
-  const std::string& state_dir() const { return state_.path(); }
+  const std::string& state_dir() const { return state_dir_; }
   // The daemon's HOME: empty unless the test puts a pi setup (.pi/agent) there. Options.env
   // may name another HOME.
   const std::string& home_dir() const { return home_.path(); }
@@ -79,6 +80,7 @@ class Daemon {
   void collect_stderr();
 
   TempDir state_;
+  std::string state_dir_;  // state_'s path, or Options::state_dir
   TempDir home_;  // the daemon's HOME (see the constructor)
   pid_t pid_ = -1;
   int pidfd_ = -1;
