@@ -38,7 +38,8 @@ SessionRegistry::SessionRegistry(const Clock& clock, Scheduler& scheduler,
       connections_(connections),
       relay_stats_(relay_stats),
       context_{clock,   scheduler,     launcher, connections, relay_stats,
-               *this,   options.agent, options.event_buffer_bytes} {}
+               *this,   options.agent, options.event_buffer_bytes},
+      hibernation_(clock, scheduler, options.hibernation, sessions_) {}
 
 // Sessions left at destruction (the loop has stopped) are destroyed with the registry: each
 // Session detaches from its agent and kills its process group. Nothing is answered any more.
@@ -90,12 +91,8 @@ void SessionRegistry::create(std::string session_id, agent::SessionLaunch launch
 
   // The session is ready when its agent answers a first get_state: that proves the agent
   // runs and tells us its session file and model.
-  protocol::Envelope probe;
-  probe.type = "get_state";
-  probe.spec = &protocol::spec_for(probe.type);
-  probe.body = json{{"type", "get_state"}};
   std::weak_ptr<Session> weak = session;
-  session->relay(probe, [this, weak, session_id, done = std::move(done),
+  session->probe([this, weak, session_id, done = std::move(done),
                          alive = std::weak_ptr<int>(alive_)](protocol::Response state) {
     if (alive.expired()) return;
     auto s = weak.lock();
@@ -122,6 +119,8 @@ void SessionRegistry::create(std::string session_id, agent::SessionLaunch launch
     }
     if (data.contains("thinkingLevel")) info["thinkingLevel"] = data["thinkingLevel"];
     done(session_id, std::move(info));
+    if (auto it = sessions_.find(session_id); it != sessions_.end() && it->second == s)
+      hibernation_.on_quiet(s);
   });
 }
 
@@ -145,6 +144,7 @@ bool SessionRegistry::remove(const std::string& session_id, std::function<void()
   if (it == sessions_.end()) return false;
   auto session = it->second;
   sessions_.erase(it);
+  hibernation_.forget(session_id);
   stop_and_forget(session, std::move(done));
   return true;
 }
@@ -153,7 +153,10 @@ void SessionRegistry::stop_all(std::function<void()> done) {
   stopped_all_ = true;
   auto sessions = std::move(sessions_);
   sessions_.clear();
-  for (auto& [id, s] : sessions) stop_and_forget(s, [] {});
+  for (auto& [id, s] : sessions) {
+    hibernation_.forget(id);
+    stop_and_forget(s, [] {});
+  }
   // Sessions deleted just before are still stopping: they count too.
   if (stopping_.empty()) return done();
   all_stopped_ = std::move(done);
@@ -189,6 +192,11 @@ std::optional<std::uint64_t> SessionRegistry::session_version(const std::string&
 std::string SessionRegistry::provider_of(const std::string& session_id) const {
   auto it = sessions_.find(session_id);
   return it == sessions_.end() ? std::string() : it->second->provider();
+}
+
+void SessionRegistry::on_session_quiet(Session& session) {
+  auto it = sessions_.find(session.id());
+  if (it != sessions_.end() && it->second.get() == &session) hibernation_.on_quiet(it->second);
 }
 
 void SessionRegistry::on_provider_result(Session&, const std::string& provider,

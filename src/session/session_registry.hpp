@@ -18,6 +18,7 @@
 #include "pi_server/options.hpp"
 #include "pi_server/result.hpp"
 #include "reliability/command_pipeline.hpp"
+#include "session/hibernation.hpp"
 #include "session/provider_feedback.hpp"
 #include "session/session.hpp"
 
@@ -68,6 +69,12 @@ class SessionRegistry : public SessionObserver,
     for (const auto& [id, s] : sessions_) f(*s);
   }
 
+  // Runs `then` once the session's agent is awake (waking a hibernated one first).
+  void ensure_awake(const std::shared_ptr<Session>& session, std::function<void(Status)> then) {
+    hibernation_.ensure_awake(session, std::move(then));
+  }
+  const Hibernation& hibernation() const { return hibernation_; }
+
   const RelayStats& relay_stats() const { return relay_stats_; }
   std::uint64_t agent_restarts() const { return agent_restarts_; }
 
@@ -77,7 +84,7 @@ class SessionRegistry : public SessionObserver,
   std::string provider_of(const std::string& session_id) const override;
   // SessionObserver
   void on_agent_exited(Session& session, const agent::ExitStatus& status) override;
-  void on_session_quiet(Session& session) override {}
+  void on_session_quiet(Session& session) override;
   void on_provider_result(Session& session, const std::string& provider,
                           ProviderResult result) override;
   void on_run_finished(Session& session, const std::string& provider,
@@ -100,6 +107,7 @@ class SessionRegistry : public SessionObserver,
   // What every Session is built with (this registry is their observer).
   SessionContext context_;
   std::map<std::string, std::shared_ptr<Session>> sessions_;
+  Hibernation hibernation_;  // reads sessions_
   std::unordered_map<Session*, std::shared_ptr<Session>> stopping_;
   std::uint64_t agent_restarts_ = 0;
   std::vector<std::shared_ptr<Session>> graveyard_;  // see bury()

@@ -1014,6 +1014,14 @@ int main(int argc, char** argv) {
         cfg.sessionFile = cfg.sessionDir + "/fake-session.jsonl";
         uint64_t h = fnv1a(cfg.sessionFile);
         cfg.sessionId = uuidFrom(h, fnv1a("id", h));  // stable across restarts on the same dir
+        // A test's stand-in for a session file pi cannot load (pi exits 1 before answering).
+        bool marked = false;
+        readFile(cfg.sessionDir + "/fake-fail-start", &marked);
+        if (marked) {
+            static const char msg[] = "Error: Session file is not a valid pi session (fake)\n";
+            writeAll(2, msg, sizeof msg - 1);
+            return 1;
+        }
         loadSession(cfg.sessionFile);
     } else {
         cfg.sessionId = randomUuid();
@@ -1041,6 +1049,10 @@ int main(int argc, char** argv) {
                 } catch (const std::exception&) {
                 }
                 flushOut();
+                // FAKE_AGENT_EXIT_DELAY_MS: a slow shutdown (tests of commands that come while
+                // an agent is being stopped).
+                if (const char* delay = std::getenv("FAKE_AGENT_EXIT_DELAY_MS"))
+                    ::usleep(static_cast<useconds_t>(std::atoi(delay)) * 1000);
                 return 0;
             }
             in.append(buf.data(), static_cast<size_t>(n));
