@@ -154,6 +154,8 @@ struct ServerOptions {
   PipelineOptions pipeline;
   BreakerOptions breakers;
   HibernationOptions hibernation;
+  // Agents started ahead for create_session (session/warm_pool.hpp). Zero: none.
+  std::size_t warm_agents = 1;
 };
 
 }  // namespace pi_server

@@ -110,6 +110,9 @@ Result<CommandLine, int> parse_command_line(int argc, char** argv) {
   app.add_option("--agent-node-options", options.agent.node_options,
                  "Node options for every agent (appended to NODE_OPTIONS)")
       ->capture_default_str();
+  app.add_option("--warm-agents", options.warm_agents,
+                 "Agents started ahead for create_session (0 = none)")
+      ->capture_default_str();
   std::uint64_t hibernate_after_ms = options.hibernation.after.count();
   app.add_option("--hibernate-after-ms", hibernate_after_ms,
                  "Stop the agent of a session idle this long (0 = never); the next command wakes it")

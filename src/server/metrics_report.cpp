@@ -146,6 +146,22 @@ void MetricsReport::visit(MetricVisitor& v) const {
   v.histogram({"hibernation.wakeTime", "pi_server_wake_seconds", G,
                "From the command that found a session hibernated to its new agent's first answer."},
               hib.stats().wake_time);
+  const auto& pool = sessions_.warm_pool();
+  v.scalar({"warmPool.ready", "pi_server_warm_agents_ready", G,
+            "Pre-started agents ready for create_session."},
+           n(pool.ready()));
+  v.scalar({"warmPool.hits", "pi_server_warm_pool_hits_total", C,
+            "create_session served by a pre-started agent."},
+           n(pool.stats().hits));
+  v.scalar({"warmPool.misses", "pi_server_warm_pool_misses_total", C,
+            "create_session that found no ready pooled agent (spawned one)."},
+           n(pool.stats().misses));
+  v.scalar({"warmPool.bypassed", "pi_server_warm_pool_bypassed_total", C,
+            "create_session whose agent needs its own flags (model, thinking level, name)."},
+           n(pool.stats().bypassed));
+  v.scalar({"warmPool.failed", "pi_server_warm_pool_failures_total", C,
+            "Pooled agents that did not start or exited while waiting."},
+           n(pool.stats().failed));
   v.scalar({"connectionCount", "pi_server_connections", G, "Open client connections."},
            n(connections_.size()));
   v.scalar({"connectionsTotal", "pi_server_connections_total", C, "Client connections accepted."},

@@ -39,6 +39,7 @@ Server::Server(boost::asio::io_context& io, ServerOptions options)
                 options_.pipeline),
       drain_timer_(io) {
   sessions_.set_provider_feedback(&admission_);
+  sessions_.start_warm_pool();
   schedule_stall_probe(clock_.steady_now() + kStallProbe);
 }
 

@@ -64,7 +64,7 @@ std::optional<pid_t> Session::agent_pid() const {
   return agent_->pid();
 }
 
-Status Session::start_agent() {
+agent::AgentCallbacks Session::make_callbacks() {
   agent::AgentCallbacks callbacks;
   callbacks.on_line = [this](std::string_view line) { on_agent_line(line); };
   callbacks.on_oversize_line = [this](std::size_t bytes) {
@@ -74,7 +74,17 @@ Status Session::start_agent() {
   };
   callbacks.on_stderr_line = [this](std::string_view line) { on_agent_stderr(line); };
   callbacks.on_exit = [this](agent::ExitStatus status) { on_agent_exit(status); };
-  auto launched = launcher_.launch(agent_options_, launch_, std::move(callbacks));
+  return callbacks;
+}
+
+void Session::adopt_agent(std::shared_ptr<agent::AgentChannel> agent,
+                          const std::function<void(agent::AgentCallbacks)>& bind) {
+  bind(make_callbacks());
+  agent_ = std::move(agent);
+}
+
+Status Session::start_agent() {
+  auto launched = launcher_.launch(agent_options_, launch_, make_callbacks());
   if (!launched) return launched.status();
   agent_ = std::move(launched.value());
   return Status::ok();

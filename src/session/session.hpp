@@ -94,6 +94,10 @@ class Session {
   // Starts the agent (through the context's launcher). The failure's message is what the
   // client is told.
   Status start_agent();
+  // Takes over an agent that is already running (a warm pool's): `bind` hands it this
+  // session's callbacks.
+  void adopt_agent(std::shared_ptr<agent::AgentChannel> agent,
+                   const std::function<void(agent::AgentCallbacks)>& bind);
   bool agent_running() const { return agent_ && !agent_->exited(); }
   std::optional<pid_t> agent_pid() const;
   // Set once the first agent answered: only then does a crash lead to a restart.
@@ -174,6 +178,7 @@ class Session {
     Completion done;
   };
 
+  agent::AgentCallbacks make_callbacks();
   void on_agent_line(std::string_view line);
   void on_agent_response(std::string_view line, std::string_view raw_id);
   void on_agent_event(std::string_view line, std::string_view type, std::string_view raw_id);

@@ -39,7 +39,8 @@ SessionRegistry::SessionRegistry(const Clock& clock, Scheduler& scheduler,
       relay_stats_(relay_stats),
       context_{clock,   scheduler,     launcher, connections, relay_stats,
                *this,   options.agent, options.event_buffer_bytes},
-      hibernation_(clock, scheduler, options.hibernation, sessions_) {}
+      hibernation_(clock, scheduler, options.hibernation, sessions_),
+      pool_(scheduler, launcher, options) {}
 
 // Sessions left at destruction (the loop has stopped) are destroyed with the registry: each
 // Session detaches from its agent and kills its process group. Nothing is answered any more.
@@ -78,17 +79,58 @@ void SessionRegistry::create(std::string session_id, agent::SessionLaunch launch
                                           "Too many sessions (max " +
                                               std::to_string(options_.max_sessions) + ")"));
 
-  auto dir = prepare_session_dirs(session_id);
-  if (!dir) return done(session_id, Status::error(ErrorCode::agent_exited, dir.error()));
-  launch.session_dir = *dir;
-  launch.agent_dir = *dir / "agent";
+  auto pooled = pool_.take(launch);
+  if (pooled) {
+    // The pooled agent's dirs become the session's (it runs on them).
+    launch.session_dir = pooled->session_dir;
+    launch.agent_dir = pooled->agent_dir;
+  } else {
+    auto dir = prepare_session_dirs(session_id);
+    if (!dir) return done(session_id, Status::error(ErrorCode::agent_exited, dir.error()));
+    launch.session_dir = *dir;
+    launch.agent_dir = *dir / "agent";
+  }
   auto session = std::make_shared<Session>(context_, session_id, launch);
-  if (auto started = session->start_agent(); !started)
+  if (pooled) {
+    session->adopt_agent(pooled->agent, pooled->bind);
+    log::info("agent_from_pool", {{"session", session_id}, {"pid", pooled->agent->pid()},
+                                  {"cwd", launch.cwd}});
+  } else if (auto started = session->start_agent(); !started) {
     return done(session_id, Status::error(ErrorCode::agent_exited, started.message()));
+  }
   sessions_.emplace(session_id, session);
   // The creator may have gone while the command waited in its lane.
   if (connections_.find(creator)) session->subscribe(creator);
 
+  if (!pooled || pooled->cwd == launch.cwd) return finish_create(session, std::move(done));
+  // Another cwd: pi re-points itself (tools, context files, system prompt) when it switches
+  // to a session file whose header names that cwd.
+  auto header = write_header_only_session(launch.session_dir, launch.cwd);
+  protocol::Envelope sw;
+  sw.type = "switch_session";
+  sw.spec = &protocol::spec_for(sw.type);
+  sw.body = json{{"type", "switch_session"},
+                 {"sessionPath", header ? header->string() : std::string("/nonexistent")}};
+  std::weak_ptr<Session> weak = session;
+  session->relay(sw, [this, weak, session_id, done = std::move(done),
+                      alive = std::weak_ptr<int>(alive_)](protocol::Response r) mutable {
+    if (alive.expired()) return;
+    auto s = weak.lock();
+    bool switched = r.success && (!r.data || !r.data->value("cancelled", false));
+    if (s && switched) return finish_create(s, std::move(done));
+    if (auto it = sessions_.find(session_id); s && it != sessions_.end() && it->second == s) {
+      sessions_.erase(it);
+      s->stop([] {});
+      bury(s);
+    }
+    done(session_id, Status::error(ErrorCode::agent_exited,
+                                   "The agent could not move to the session's cwd: " +
+                                       r.error.value_or("cancelled")));
+  });
+}
+
+void SessionRegistry::finish_create(const std::shared_ptr<Session>& session, Created done) {
+  std::string session_id = session->id();
   // The session is ready when its agent answers a first get_state: that proves the agent
   // runs and tells us its session file and model.
   std::weak_ptr<Session> weak = session;
@@ -151,6 +193,7 @@ bool SessionRegistry::remove(const std::string& session_id, std::function<void()
 
 void SessionRegistry::stop_all(std::function<void()> done) {
   stopped_all_ = true;
+  pool_.stop_all();
   auto sessions = std::move(sessions_);
   sessions_.clear();
   for (auto& [id, s] : sessions) {

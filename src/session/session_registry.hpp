@@ -21,6 +21,7 @@
 #include "session/hibernation.hpp"
 #include "session/provider_feedback.hpp"
 #include "session/session.hpp"
+#include "session/warm_pool.hpp"
 
 namespace pi_server::session {
 
@@ -74,6 +75,9 @@ class SessionRegistry : public SessionObserver,
     hibernation_.ensure_awake(session, std::move(then));
   }
   const Hibernation& hibernation() const { return hibernation_; }
+  // Starts the warm pool (once the loop runs).
+  void start_warm_pool() { pool_.start(); }
+  const WarmPool& warm_pool() const { return pool_; }
 
   const RelayStats& relay_stats() const { return relay_stats_; }
   std::uint64_t agent_restarts() const { return agent_restarts_; }
@@ -93,6 +97,9 @@ class SessionRegistry : public SessionObserver,
  private:
   // <state>/sessions/<id>/: pi's session files; <id>/agent/: the session's own agent dir.
   Result<std::filesystem::path> prepare_session_dirs(const std::string& session_id);
+  // Asks the new session's agent its first get_state (after re-pointing a pooled agent at
+  // the session's cwd); `done` as create's.
+  void finish_create(const std::shared_ptr<Session>& session, Created done);
   void schedule_restart(const std::shared_ptr<Session>& session, std::chrono::milliseconds delay);
   // Destroys `session` on a later turn of the loop (never inside its own callback).
   void bury(std::shared_ptr<Session> session);
@@ -108,6 +115,7 @@ class SessionRegistry : public SessionObserver,
   SessionContext context_;
   std::map<std::string, std::shared_ptr<Session>> sessions_;
   Hibernation hibernation_;  // reads sessions_
+  WarmPool pool_;
   std::unordered_map<Session*, std::shared_ptr<Session>> stopping_;
   std::uint64_t agent_restarts_ = 0;
   std::vector<std::shared_ptr<Session>> graveyard_;  // see bury()

@@ -156,7 +156,13 @@ TEST(HibernatingDaemon, AFailedWakeAnswersTheCommandAndTheSessionCanWakeLater) {
   open_session(c, "w");
   run_prompt(c, "w", "remember me", "p");
   ASSERT_TRUE(wait_state(c, "w", "hibernated", 10s));
-  auto marker = std::filesystem::path(d.state_dir()) / "sessions" / "w" / "fake-fail-start";
+  // The session's files are where its agent keeps them (a pooled agent's dir becomes the
+  // session's).
+  auto state = c.request({{"type", "list_session_files"}, {"id", "lf"}, {"sessionId", "w"}});
+  ASSERT_TRUE(wait_state(c, "w", "hibernated", 10s));
+  std::string current = state["data"].value("currentFile", "");
+  ASSERT_FALSE(current.empty()) << state.dump();
+  auto marker = std::filesystem::path(current).parent_path() / "fake-fail-start";
   std::ofstream(marker) << "x";
 
   auto r = c.request({{"type", "get_messages"}, {"id", "m1"}, {"sessionId", "w"}}, 20s);
@@ -201,4 +207,96 @@ TEST(HibernatingDaemon, DeletingAHibernatedSessionNeedsNoWake) {
   EXPECT_TRUE(d.logs_with_msg("session_waking").empty());
   auto list = c.request({{"type", "list_sessions"}, {"id", "l"}});
   EXPECT_TRUE(list["data"]["sessions"].empty());
+}
+
+// ---------------------------------------------------------------- warm pool
+
+namespace {
+
+json metrics_of(WsClient& c) {
+  static int n = 0;
+  return c.request({{"type", "get_metrics"}, {"id", "pm-" + std::to_string(++n)}})["data"];
+}
+
+bool wait_pool_ready(WsClient& c, int want, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (metrics_of(c)["warmPool"]["ready"] == want) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST(WarmPool, CreateTakesAPooledAgentAndThePoolRefills) {
+  Daemon d;
+  WsClient c(d.port());
+  ASSERT_TRUE(c.next());  // server_ready
+  ASSERT_TRUE(wait_pool_ready(c, 1, 10s));
+  auto r = c.request({{"type", "create_session"}, {"id", "c1"}, {"sessionId", "p1"}});
+  ASSERT_EQ(r["success"], true) << r.dump();
+  auto m = metrics_of(c);
+  EXPECT_EQ(m["warmPool"]["hits"], 1);
+  EXPECT_EQ(m["warmPool"]["misses"], 0);
+  ASSERT_TRUE(d.wait_log("agent_from_pool", 1s));
+  // The session works, and its conversation survives a restart of its agent.
+  EXPECT_EQ(final_text(run_prompt(c, "p1", "stream 3", "p")), "w0 w1 w2 ");
+  // Refilled in the background.
+  EXPECT_TRUE(wait_pool_ready(c, 1, 10s));
+  EXPECT_EQ(metrics_of(c)["agentsRunning"], 1) << "pooled agents are not sessions' agents";
+}
+
+TEST(WarmPool, AnotherCwdRepointsThePooledAgent) {
+  Daemon d;
+  TempDir other;
+  WsClient c(d.port());
+  ASSERT_TRUE(c.next());
+  ASSERT_TRUE(wait_pool_ready(c, 1, 10s));
+  auto r = c.request({{"type", "create_session"}, {"id", "c1"}, {"sessionId", "far"}, {"cwd", other.path()}});
+  ASSERT_EQ(r["success"], true) << r.dump();
+  EXPECT_EQ(metrics_of(c)["warmPool"]["hits"], 1);
+  EXPECT_EQ(final_text(run_prompt(c, "far", "cwd", "p")), "cwd " + other.path());
+  EXPECT_EQ(r["data"]["sessionInfo"]["cwd"], other.path());
+}
+
+TEST(WarmPool, SessionsWithTheirOwnFlagsBypassIt) {
+  Daemon d;
+  WsClient c(d.port());
+  ASSERT_TRUE(c.next());
+  ASSERT_TRUE(wait_pool_ready(c, 1, 10s));
+  auto r = c.request({{"type", "create_session"}, {"id", "c1"}, {"sessionId", "own"},
+                      {"model", "acme/special"}});
+  ASSERT_EQ(r["success"], true) << r.dump();
+  auto m = metrics_of(c);
+  EXPECT_EQ(m["warmPool"]["bypassed"], 1);
+  EXPECT_EQ(m["warmPool"]["hits"], 0);
+  EXPECT_EQ(m["warmPool"]["ready"], 1) << "the pooled agent is still there";
+}
+
+TEST(WarmPool, ZeroTurnsItOff) {
+  Daemon d({.args = {"--warm-agents", "0"}});
+  WsClient c(d.port());
+  open_session(c, "cold");
+  auto m = metrics_of(c);
+  EXPECT_EQ(m["warmPool"]["ready"], 0);
+  EXPECT_EQ(m["warmPool"]["hits"], 0);
+  EXPECT_EQ(m["warmPool"]["misses"], 0);
+}
+
+TEST(WarmPool, APooledSessionHibernatesAndWakesOnItsOwnFiles) {
+  Daemon d({.args = {"--hibernate-after-ms", "300"}});
+  TempDir other;
+  WsClient c(d.port());
+  ASSERT_TRUE(c.next());
+  ASSERT_TRUE(wait_pool_ready(c, 1, 10s));
+  auto r = c.request({{"type", "create_session"}, {"id", "c1"}, {"sessionId", "pw"}, {"cwd", other.path()}});
+  ASSERT_EQ(r["success"], true) << r.dump();
+  run_prompt(c, "pw", "remember", "p");
+  auto before = c.request({{"type", "get_messages"}, {"id", "m1"}, {"sessionId", "pw"}});
+  ASSERT_TRUE(wait_state(c, "pw", "hibernated", 10s));
+  auto after = c.request({{"type", "get_messages"}, {"id", "m2"}, {"sessionId", "pw"}});
+  ASSERT_EQ(after["success"], true) << after.dump();
+  EXPECT_EQ(after["data"]["messages"], before["data"]["messages"]);
+  EXPECT_EQ(final_text(run_prompt(c, "pw", "cwd", "p2")), "cwd " + other.path());
 }
