@@ -3,14 +3,19 @@
 //
 //   build/release/bench/economy-bench [--sessions N] [--active K] [--hibernate-ms MS]
 //                                     [--node-options "FLAGS"] [--agents-only N]
+//                                     [--create-latency N] [--warm-agents N]
+//                                     [--idle-connections N]
 //
 // Default run: N sessions (50) are created one after another (create_session latency, cold),
 // each runs one prompt; memory of the daemon plus every agent is sampled (all live); then
 // everybody idles past the hibernation time and memory is sampled again (all hibernated);
 // then K sessions (5) are used again (wake-up latency = the first command's round trip) and
 // memory is sampled with K live. --agents-only N: just start N sessions with the given Node
-// options and report per-agent start time, RSS and PSS (no hibernation).
+// options and report per-agent start time, RSS and PSS (no hibernation). --create-latency N:
+// N rounds of create_session with a pool hit in the same cwd and in another cwd (2 s apart)
+// and a pool miss (right after a hit). --hibernate-ms 0: stop after the first memory sample.
 #include <dirent.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +23,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -115,7 +121,9 @@ double timed_ms(const std::function<void()>& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int sessions = 50, active = 5, hibernate_ms = 5000, agents_only = 0;
+  int sessions = 50, active = 5, hibernate_ms = 5000, agents_only = 0, create_latency = 0,
+      idle_connections = 0;
+  std::string warm_agents = "1";
   std::string node_options;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
@@ -124,15 +132,82 @@ int main(int argc, char** argv) {
     else if (a == "--hibernate-ms") hibernate_ms = std::atoi(argv[i + 1]);
     else if (a == "--node-options") node_options = argv[i + 1];
     else if (a == "--agents-only") agents_only = std::atoi(argv[i + 1]);
+    else if (a == "--create-latency") create_latency = std::atoi(argv[i + 1]);
+    else if (a == "--warm-agents") warm_agents = argv[i + 1];
+    else if (a == "--idle-connections") idle_connections = std::atoi(argv[i + 1]);
   }
-  std::vector<std::string> args = {"--max-sessions", "1000", "--rate-limit", "10000", "--rate-burst", "10000",
+  std::vector<std::string> args = {"--max-sessions", "1000", "--max-connections", "20000", "--rate-limit", "10000", "--rate-burst", "10000",
                                    "--hibernate-after-ms",
                                    std::to_string(agents_only ? 0 : hibernate_ms)};
+  args.insert(args.end(), {"--warm-agents", warm_agents});
   if (!node_options.empty()) args.insert(args.end(), {"--agent-node-options", node_options});
   Daemon d({.args = args, .use_fake_agent = false, .env = {}, .binary = {}});
   WsClient c(d.port());
   c.next();  // server_ready
   std::printf("node options: '%s'\n", node_options.c_str());
+
+  if (idle_connections > 0) {
+    // N idle WebSocket connections, each waits for server_ready; the daemon's RSS before/after.
+    rlimit fds{};
+    ::getrlimit(RLIMIT_NOFILE, &fds);
+    fds.rlim_cur = fds.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &fds);
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    double before = proc_kb(d.pid(), "status", "VmRSS:") / 1024.0;
+    std::vector<std::unique_ptr<WsClient>> idle;
+    std::size_t ready = 0;
+    auto t0 = Clock::now();
+    for (int i = 0; i < idle_connections; ++i) {
+      try {
+        idle.push_back(std::make_unique<WsClient>(d.port()));
+        auto hello = idle.back()->next(std::chrono::seconds(10));
+        if (hello && (*hello)["type"] == "server_ready") ++ready;
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "connection %d failed: %s\n", i, e.what());
+        break;
+      }
+    }
+    double open_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    double after = proc_kb(d.pid(), "status", "VmRSS:") / 1024.0;
+    auto m = c.request({{"type", "get_metrics"}, {"id", "conns"}});
+    std::printf("idle connections: %zu of %d got server_ready in %.1f s; daemon says %s open\n", ready,
+                idle_connections, open_s, m["data"]["connectionCount"].dump().c_str());
+    std::printf("daemon RSS: %.1f MB before, %.1f MB after: %.1f MB total, %.2f KB per connection\n",
+                before, after, after - before, (after - before) * 1024.0 / std::max<std::size_t>(ready, 1));
+    return 0;
+  }
+
+  if (create_latency > 0) {
+    // Pool hits, 2 s apart (the pool has refilled): same cwd, then another cwd; then pool
+    // misses: a create right after a hit finds the pool still refilling.
+    TempDir other;
+    std::vector<double> same_ms, other_ms, miss_ms;
+    auto create = [&](const std::string& id, const std::string& cwd) {
+      return timed_ms([&] {
+        json cmd = {{"type", "create_session"}, {"id", "c" + id}, {"sessionId", id}};
+        if (!cwd.empty()) cmd["cwd"] = cwd;
+        auto r = c.request(cmd, std::chrono::seconds(60));
+        if (r["success"] != true) std::fprintf(stderr, "create failed: %s\n", r.dump().c_str());
+      });
+    };
+    for (int i = 0; i < create_latency; ++i) {
+      std::this_thread::sleep_for(std::chrono::seconds(2));
+      same_ms.push_back(create("h" + std::to_string(i), ""));
+      std::this_thread::sleep_for(std::chrono::seconds(2));
+      other_ms.push_back(create("o" + std::to_string(i), other.path()));
+      miss_ms.push_back(create("m" + std::to_string(i), ""));
+      for (const char* p : {"h", "o", "m"})
+        c.request({{"type", "delete_session"}, {"id", std::string("d") + p + std::to_string(i)},
+                   {"sessionId", p + std::to_string(i)}}, std::chrono::seconds(30));
+    }
+    print_latency("create_session, pool hit, same cwd", same_ms);
+    print_latency("create_session, pool hit, other cwd", other_ms);
+    print_latency("create_session, pool miss", miss_ms);
+    auto m = c.request({{"type", "get_metrics"}, {"id", "final"}});
+    std::printf("metrics: warmPool %s\n", m["data"]["warmPool"].dump().c_str());
+    return 0;
+  }
 
   if (agents_only > 0) {
     std::vector<double> create_ms;
@@ -168,8 +243,10 @@ int main(int argc, char** argv) {
     }));
     run_prompt(c, id, "stream 20", "p" + id, std::chrono::seconds(60));
   }
-  print_latency("create_session, cold (no pool)", create_ms);
-  print_memory("all live, each ran once", sample(d.pid()));
+  print_latency("create_session, back to back", create_ms);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  print_memory("each ran once, before hibernation", sample(d.pid()));
+  if (hibernate_ms == 0) return 0;
 
   // Everybody idles past the hibernation time.
   auto deadline = Clock::now() + std::chrono::milliseconds(hibernate_ms) + std::chrono::seconds(60);

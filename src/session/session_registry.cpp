@@ -102,6 +102,9 @@ void SessionRegistry::create(std::string session_id, agent::SessionLaunch launch
   // The creator may have gone while the command waited in its lane.
   if (connections_.find(creator)) session->subscribe(creator);
 
+  if (pooled && pooled->cwd == launch.cwd && pooled->state.is_object())
+    // Nothing to change, and the pool already asked it get_state: no round trip.
+    return answer_created(session, pooled->state, std::move(done));
   if (!pooled || pooled->cwd == launch.cwd) return finish_create(session, std::move(done));
   // Another cwd: pi re-points itself (tools, context files, system prompt) when it switches
   // to a session file whose header names that cwd.
@@ -150,8 +153,15 @@ void SessionRegistry::finish_create(const std::shared_ptr<Session>& session, Cre
                                      "The agent did not start: " + state.error.value_or("no answer")));
       return;
     }
+    answer_created(s, state.data ? *state.data : json::object(), std::move(done));
+  });
+}
+
+void SessionRegistry::answer_created(const std::shared_ptr<Session>& s, const json& data,
+                                     Created done) {
+  std::string session_id = s->id();
+  {
     s->mark_ready();
-    const json& data = state.data ? *state.data : json::object();
     json info = s->summary();
     if (data.contains("sessionFile")) info["sessionFile"] = data["sessionFile"];
     if (data.contains("sessionId")) info["agentSessionId"] = data["sessionId"];
@@ -163,7 +173,7 @@ void SessionRegistry::finish_create(const std::shared_ptr<Session>& session, Cre
     done(session_id, std::move(info));
     if (auto it = sessions_.find(session_id); it != sessions_.end() && it->second == s)
       hibernation_.on_quiet(s);
-  });
+  }
 }
 
 void SessionRegistry::stop_and_forget(const std::shared_ptr<Session>& session,

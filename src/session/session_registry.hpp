@@ -100,6 +100,9 @@ class SessionRegistry : public SessionObserver,
   // Asks the new session's agent its first get_state (after re-pointing a pooled agent at
   // the session's cwd); `done` as create's.
   void finish_create(const std::shared_ptr<Session>& session, Created done);
+  // The session's agent answered get_state with `data`: it is ready; `done` gets its info.
+  void answer_created(const std::shared_ptr<Session>& session, const nlohmann::json& data,
+                      Created done);
   void schedule_restart(const std::shared_ptr<Session>& session, std::chrono::milliseconds delay);
   // Destroys `session` on a later turn of the loop (never inside its own callback).
   void bury(std::shared_ptr<Session> session);

@@ -67,6 +67,7 @@ struct WarmPool::Entry {
   // What the agent's callbacks forward to: the pool's own handlers, then its session's.
   std::shared_ptr<agent::AgentCallbacks> slot = std::make_shared<agent::AgentCallbacks>();
   bool ready = false;
+  nlohmann::json state;  // the probe's answer (get_state data)
 };
 
 WarmPool::WarmPool(Scheduler& scheduler, agent::AgentLauncher& launcher,
@@ -167,6 +168,9 @@ void WarmPool::spawn_one() {
 void WarmPool::on_line(const std::shared_ptr<Entry>& entry, std::string_view line) {
   auto head = protocol::scan_agent_line(line);
   if (head.type == "response" && head.raw_id == kProbeId) {
+    auto answer = nlohmann::json::parse(line, nullptr, false);
+    if (answer.is_object() && answer.value("success", false) && answer.contains("data"))
+      entry->state = answer["data"];
     entry->ready = true;
     failures_in_a_row_ = 0;
     log::debug("warm_pool_agent_ready", {{"agent", entry->name}, {"pid", entry->agent->pid()}});
@@ -209,6 +213,7 @@ std::optional<PooledAgent> WarmPool::take(const agent::SessionLaunch& launch) {
   out.session_dir = entry->session_dir;
   out.agent_dir = entry->session_dir / "agent";
   out.cwd = default_cwd_;
+  out.state = entry->state;
   out.bind = [slot = entry->slot](agent::AgentCallbacks callbacks) { *slot = std::move(callbacks); };
   // Refill on a later turn: the taker's create_session goes first.
   scheduler_.schedule(milliseconds(0), [this, alive = std::weak_ptr<int>(alive_)] {

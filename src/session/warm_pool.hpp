@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,6 +30,7 @@ struct PooledAgent {
   std::filesystem::path session_dir;  // becomes the session's
   std::filesystem::path agent_dir;
   std::string cwd;  // where the agent runs now
+  nlohmann::json state;  // its answer to the pool's get_state (data), when it had one
 };
 
 struct WarmPoolStats {
