@@ -104,6 +104,10 @@ int main(int argc, char** argv) {
       return kExitBadUsage;
     }
     listener = started.value();
+    server.set_listener_stats([weak = std::weak_ptr(listener)] {
+      auto l = weak.lock();
+      return l ? l->stats() : ListenerStats{};
+    });
     transports.push_back("websocket");
   }
   if (options.stdio) transports.push_back("stdio");

@@ -1,7 +1,9 @@
 #pragma once
 // The seam between transports (WebSocket, stdio) and the core. The core sees only
 // this interface; Beast and Asio stream types stay inside src/transport/.
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -55,6 +57,15 @@ class Connection {
 
   // Bytes waiting in the outbound queue (for metrics).
   virtual std::size_t queued_bytes() const = 0;
+};
+
+// What a TCP listener counts (logs and metrics). Sockets in every phase count, not only
+// admitted connections: handshakes and plain HTTP requests hold descriptors too.
+struct ListenerStats {
+  std::size_t open_sockets = 0;       // accepted and not yet closed, in every phase
+  std::uint64_t accepted_total = 0;   // sockets accepted and served
+  std::uint64_t evicted_total = 0;    // closed in their handshake/plain HTTP phase to make room
+  std::uint64_t shed_total = 0;       // accepted on the reserve descriptor and closed at once
 };
 
 // What a transport reports to the core. All calls on the loop thread.

@@ -166,6 +166,21 @@ void MetricsReport::visit(MetricVisitor& v) const {
            n(connections_.size()));
   v.scalar({"connectionsTotal", "pi_server_connections_total", C, "Client connections accepted."},
            n(front_door_.connections_total));
+  if (front_door_.listener) {
+    auto ls = front_door_.listener();
+    v.scalar({"listener.openSockets", "pi_server_sockets_open", G,
+              "Sockets the listener holds in any phase (handshake, plain HTTP, WebSocket)."},
+             n(ls.open_sockets));
+    v.scalar({"listener.acceptedTotal", "pi_server_sockets_accepted_total", C,
+              "Sockets the listener accepted and served."},
+             n(ls.accepted_total));
+    v.scalar({"listener.evictedTotal", "pi_server_sockets_evicted_total", C,
+              "Sockets closed in their handshake or plain HTTP phase to make room for new ones."},
+             n(ls.evicted_total));
+    v.scalar({"listener.shedTotal", "pi_server_sockets_shed_total", C,
+              "Sockets accepted on the reserve descriptor and closed at once (out of descriptors)."},
+             n(ls.shed_total));
+  }
   v.scalar({"pendingUiRequests", "pi_server_pending_ui_requests", G,
             "Extension UI dialogs waiting for a client's answer."},
            n(ui_pending));

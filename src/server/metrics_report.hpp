@@ -4,6 +4,7 @@
 // added in visit() only; each rendering follows.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -31,6 +32,8 @@ struct FrontDoorStats {
   observability::Histogram loop_stall;
   double loop_stall_max_seconds = 0;
   std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();
+  // The TCP listener's socket counts; unset with --no-listen.
+  std::function<ListenerStats()> listener;
 };
 
 enum class MetricKind { gauge, counter };

@@ -49,6 +49,10 @@ class Server : public ConnectionHandler, public HttpHandler {
   bool draining() const { return draining_; }
   void set_ready(bool ready) { ready_ = ready; }
   void set_transports(std::vector<std::string> transports) { transports_ = std::move(transports); }
+  // Where metrics read the TCP listener's socket counts.
+  void set_listener_stats(std::function<ListenerStats()> stats) {
+    front_door_.listener = std::move(stats);
+  }
 
   // The process exit status once the loop has stopped: 0, or kExitOutputCutOff when stdio
   // frames were left unwritten (drain timeout, stdout write failure, second signal).

@@ -13,14 +13,6 @@
 
 namespace pi_server::transport {
 
-// What a listener counts (for logs and metrics).
-struct ListenerStats {
-  std::size_t open_sockets = 0;       // accepted and not yet closed, in every phase
-  std::uint64_t accepted_total = 0;   // sockets accepted and served
-  std::uint64_t evicted_total = 0;    // closed in their handshake/plain HTTP phase to make room
-  std::uint64_t shed_total = 0;       // accepted on the reserve descriptor and closed at once
-};
-
 // A bound TCP listener serving HTTP and (when a ConnectionHandler is given) WebSocket
 // upgrades on the same port.
 //

@@ -12,6 +12,7 @@
 #include "agent/spawner.hpp"
 #include "daemon.hpp"
 #include "prometheus_check.hpp"
+#include "sanitizers.hpp"
 #include "raw_socket.hpp"
 #include "session_helpers.hpp"
 #include "ws_client.hpp"
@@ -192,13 +193,13 @@ TEST(Limits, HugeIdsAreRefusedAndPinNoMemory) {
   EXPECT_LE(m["data"]["outcomesBytes"].get<std::int64_t>(), 1 << 20);
   double after = rss_mib(d.pid());
   std::cout << "daemon RSS before " << before << " MiB, after " << after << " MiB\n";
-  EXPECT_LT(after - before, 64) << "100 MiB of ids went through; none may stay";
+  if (kRssIsMeaningful) EXPECT_LT(after - before, 64) << "100 MiB of ids went through; none may stay";
 }
 
 // Found by an attacker: three 15.5 MB messages on one connection delayed every other client
 // for seconds. Inbound bytes now have a per-connection budget checked before parsing.
 TEST(Limits, InboundByteRateIsLimitedPerConnectionBeforeParsing) {
-  Daemon d({.args = {"--max-frame-bytes", "2000000", "--rate-limit-bytes", "1000000",
+  Daemon d({.args = {"--max-frame-bytes", "2000000", "--rate-limit-bytes", "10000",
                      "--rate-burst-bytes", "2500000"}});
   WsClient a(d.port());
   WsClient b(d.port());
@@ -256,8 +257,15 @@ TEST(Limits, SocketsThatNeverFinishAHandshakeCountAgainstMaxConnections) {
     sockets = open_socket_count(d.pid());
   }
   EXPECT_LE(sockets, baseline + 6) << "baseline " << baseline;
+  // The listener's counts are in /metrics and get_metrics.
   auto metrics = http_get(d.port(), "/metrics");
   EXPECT_EQ(metrics.status, 200u);
+  EXPECT_GE(prometheus_value(metrics.body, "pi_server_sockets_evicted_total"), 20.0);
+  EXPECT_GE(prometheus_value(metrics.body, "pi_server_sockets_accepted_total"), 27.0);
+  EXPECT_LE(prometheus_value(metrics.body, "pi_server_sockets_open"), 7.0);
+  auto m = c.request({{"type", "get_metrics"}, {"id", "m"}});
+  EXPECT_GE(m["data"]["listener"]["evictedTotal"].get<std::int64_t>(), 20);
+  EXPECT_EQ(m["data"]["listener"]["shedTotal"].get<std::int64_t>(), 0);
 }
 
 // Raising the soft descriptor limit to the hard one at start, and saying so.
@@ -292,6 +300,7 @@ void leave_descriptors(pid_t pid, int headroom) {
 // the daemon logged accept_failed (EMFILE) every 100 ms and /healthz stopped answering.
 // Now the oldest socket still in its handshake makes room for the new one.
 TEST(Limits, WhenDescriptorsRunOutTheOldestHandshakeMakesRoomAndHealthzAnswers) {
+  if (kSanitized) GTEST_SKIP() << kNeedsDescriptorsForSanitizer;
   Daemon d({.args = {"--max-connections", "1000"}});
   leave_descriptors(d.pid(), 16);
   std::vector<RawSocket> idle;
@@ -314,6 +323,7 @@ TEST(Limits, WhenDescriptorsRunOutTheOldestHandshakeMakesRoomAndHealthzAnswers) 
 // socket is accepted on the reserve descriptor and closed at once (shed), instead of
 // waiting in the backlog while the daemon retries accept every 100 ms.
 TEST(Limits, WhenDescriptorsRunOutAndNothingCanBeClosedNewSocketsAreShed) {
+  if (kSanitized) GTEST_SKIP() << kNeedsDescriptorsForSanitizer;
   Daemon d({.args = {"--max-connections", "1000"}});
   leave_descriptors(d.pid(), 4);
   std::vector<RawSocket> clients;

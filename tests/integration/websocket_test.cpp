@@ -11,6 +11,7 @@
 #include "daemon.hpp"
 #include "raw_socket.hpp"
 #include "session_helpers.hpp"
+#include "prometheus_check.hpp"
 #include "ws_client.hpp"
 
 using namespace pi_server::testing;
@@ -155,13 +156,6 @@ namespace {
 // Open client connections as the daemon counts them (get_metrics on `c`, which is open).
 std::uint64_t open_connections(WsClient& c, const std::string& id) {
   return c.request({{"type", "get_metrics"}, {"id", id}})["data"]["connectionCount"];
-}
-
-// The value of an unlabelled Prometheus sample, or -1.
-double prometheus_value(const std::string& body, const std::string& name) {
-  auto at = body.find("\n" + name + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(body.substr(at + name.size() + 2));
 }
 
 }  // namespace

@@ -10,6 +10,13 @@
 
 namespace pi_server::testing {
 
+// The value of an unlabelled Prometheus sample, or -1.
+inline double prometheus_value(const std::string& body, const std::string& name) {
+  auto at = body.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(body.substr(at + name.size() + 2));
+}
+
 inline std::string validate_prometheus(const std::string& text) {
   static const std::regex kSample(
       R"re(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\\\|\\"|\\n)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\\\|\\"|\\n)*")*)?\})? (-?[0-9][0-9.eE+-]*|\+Inf|-Inf|NaN)$)re");
