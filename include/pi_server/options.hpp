@@ -26,6 +26,11 @@ struct AgentOptions {
   // models.json for the sessions when it is not the base's own: the demo model's copy
   // (the base's providers plus the demo provider). Empty: the base's.
   std::filesystem::path models_json;
+  // V8 code cache shared by every agent (NODE_COMPILE_CACHE): kept across restarts of the
+  // daemon so agents do not pay for an empty cache. Empty: pi's default ($TMPDIR).
+  std::filesystem::path compile_cache_dir;
+  // Node options for every agent (appended to NODE_OPTIONS), e.g. lean heap flags.
+  std::string node_options;
   // Longest stdout line accepted from an agent. pi's message_end/turn_end/agent_end carry
   // the whole answer, so tens of MB are normal; longer lines are dropped with a log line.
   std::size_t max_line_bytes = 256u << 20;
@@ -161,6 +166,16 @@ struct PersistenceOptions {
   bool purge_session_files = false;
 };
 
+// Idle agents are stopped and started again on demand (DESIGN §11 "Hibernation").
+struct HibernationOptions {
+  // A session idle this long (no run, no pending command or dialog) has its agent stopped;
+  // zero: never. Default 15 min.
+  std::chrono::milliseconds after{900000};
+  // Most sessions with a live agent; beyond it the least recently used idle ones hibernate.
+  // Zero: no cap.
+  std::size_t max_live_agents = 0;
+};
+
 struct ServerOptions {
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 3141;
@@ -202,6 +217,9 @@ struct ServerOptions {
   PersistenceOptions persistence;
   PipelineOptions pipeline;
   BreakerOptions breakers;
+  HibernationOptions hibernation;
+  // Agents started ahead for create_session (session/warm_pool.hpp). Zero: none.
+  std::size_t warm_agents = 1;
 };
 
 }  // namespace pi_server

@@ -95,6 +95,12 @@ SpawnRequest build_spawn_request(const AgentOptions& options, const SessionLaunc
   env["PI_SKIP_VERSION_CHECK"] = "1";
   env["PI_TELEMETRY"] = "0";
   if (!session.agent_dir.empty()) env["PI_CODING_AGENT_DIR"] = session.agent_dir.string();
+  if (!options.compile_cache_dir.empty())
+    env["NODE_COMPILE_CACHE"] = options.compile_cache_dir.string();
+  if (!options.node_options.empty()) {
+    std::string& node = env["NODE_OPTIONS"];
+    node = node.empty() ? options.node_options : node + " " + options.node_options;
+  }
   for (const auto& extra : options.extra_env) {
     auto eq = extra.find('=');
     // PI_CODING_AGENT_DIR given this way names the base dir (pi_setup.hpp); the agent keeps

@@ -185,6 +185,23 @@ Result<CommandLine, ParseStop> parse_arguments(const std::vector<std::string>& a
   app.add_option("--ui-timeout-ms", ui_timeout_ms,
                  "Unanswered extension UI dialogs are cancelled after this long")
       ->capture_default_str()->check(kPositive);
+  std::string compile_cache;
+  app.add_option("--agent-compile-cache", compile_cache,
+                 "Directory for the agents' V8 code cache (NODE_COMPILE_CACHE); 'none' leaves pi's default")
+      ->default_str("<state dir>/node-compile-cache");
+  app.add_option("--agent-node-options", options.agent.node_options,
+                 "Node options for every agent (appended to NODE_OPTIONS)")
+      ->capture_default_str();
+  app.add_option("--warm-agents", options.warm_agents,
+                 "Agents started ahead for create_session (0 = none)")
+      ->capture_default_str();
+  std::uint64_t hibernate_after_ms = options.hibernation.after.count();
+  app.add_option("--hibernate-after-ms", hibernate_after_ms,
+                 "Stop the agent of a session idle this long (0 = never); the next command wakes it")
+      ->capture_default_str();
+  app.add_option("--max-live-agents", options.hibernation.max_live_agents,
+                 "Most running agents; beyond it the least recently used idle sessions hibernate (0 = no cap)")
+      ->capture_default_str();
   PipelineOptions& pipeline = options.pipeline;
   BreakerOptions& breaker = options.breakers;
   std::uint64_t read_timeout_ms = pipeline.read_timeout.count();
@@ -344,6 +361,7 @@ Result<CommandLine, ParseStop> parse_arguments(const std::vector<std::string>& a
                                         : ServerOptions::DemoModel::automatic;
   options.agent.restart = !no_agent_restart;
   options.agent.ui_timeout = std::chrono::milliseconds(ui_timeout_ms);
+  options.hibernation.after = std::chrono::milliseconds(hibernate_after_ms);
   pipeline.read_timeout = std::chrono::milliseconds(read_timeout_ms);
   pipeline.default_timeout = std::chrono::milliseconds(command_timeout_ms);
   pipeline.long_timeout = std::chrono::milliseconds(long_timeout_ms);
@@ -356,6 +374,9 @@ Result<CommandLine, ParseStop> parse_arguments(const std::vector<std::string>& a
   options.state_dir = state_dir.empty() ? default_state_dir() : fs::path(state_dir);
   persistence.journal = !no_journal;
   persistence.sync_full = db_sync == "full";
+  if (compile_cache != "none")
+    options.agent.compile_cache_dir =
+        fs::absolute(compile_cache.empty() ? options.state_dir / "node-compile-cache" : fs::path(compile_cache));
   for (const auto& root : workspace_roots) {
     std::error_code ec;
     if (root.empty() || !fs::is_directory(root, ec))

@@ -132,6 +132,38 @@ void MetricsReport::visit(MetricVisitor& v, const Principal* viewer) const {
   v.scalar({"sessionCount", "pi_server_sessions", G, "Sessions that exist now."}, n(sessions_.size()));
   v.scalar({"agentsRunning", "pi_server_agents_running", G, "Sessions whose agent process is running."},
            n(agents_running));
+  const auto& hib = sessions_.hibernation();
+  v.scalar({"sessionsHibernated", "pi_server_sessions_hibernated", G,
+            "Sessions whose agent is stopped while idle (woken by their next command)."},
+           n(hib.hibernated_count()));
+  v.scalar({"hibernation.hibernations", "pi_server_hibernations_total", C,
+            "Idle sessions whose agent was stopped."},
+           n(hib.stats().hibernations));
+  v.scalar({"hibernation.wakes", "pi_server_wakes_total", C,
+            "Hibernated sessions woken by a command."},
+           n(hib.stats().wakes));
+  v.scalar({"hibernation.wakeFailures", "pi_server_wake_failures_total", C,
+            "Wake-ups whose agent did not start or answer (the command got agent_exited)."},
+           n(hib.stats().wake_failures));
+  v.histogram({"hibernation.wakeTime", "pi_server_wake_seconds", G,
+               "From the command that found a session hibernated to its new agent's first answer."},
+              hib.stats().wake_time);
+  const auto& pool = sessions_.warm_pool();
+  v.scalar({"warmPool.ready", "pi_server_warm_agents_ready", G,
+            "Pre-started agents ready for create_session."},
+           n(pool.ready()));
+  v.scalar({"warmPool.hits", "pi_server_warm_pool_hits_total", C,
+            "create_session served by a pre-started agent."},
+           n(pool.stats().hits));
+  v.scalar({"warmPool.misses", "pi_server_warm_pool_misses_total", C,
+            "create_session that found no ready pooled agent (spawned one)."},
+           n(pool.stats().misses));
+  v.scalar({"warmPool.bypassed", "pi_server_warm_pool_bypassed_total", C,
+            "create_session whose agent needs its own flags (model, thinking level, name)."},
+           n(pool.stats().bypassed));
+  v.scalar({"warmPool.failed", "pi_server_warm_pool_failures_total", C,
+            "Pooled agents that did not start or exited while waiting."},
+           n(pool.stats().failed));
   v.scalar({"connectionCount", "pi_server_connections", G, "Open client connections."},
            n(connections_.size()));
   v.scalar({"connectionsTotal", "pi_server_connections_total", C, "Client connections accepted."},
@@ -316,7 +348,8 @@ json MetricsReport::health(const Principal* viewer) const {
       issues.push_back("circuit " + key + " is " + std::string(reliability::to_string(b.state())));
   std::size_t down = 0;
   sessions_.for_each([&](const session::Session& s) {
-    if (!s.agent_running()) {
+    // A hibernated session has no agent on purpose: its next command starts one.
+    if (!s.agent_running() && s.dormancy() == session::Session::Dormancy::awake) {
       if (!viewer || s.visible_to(*viewer))
         issues.push_back("session " + s.id() + " has no running agent");
       ++down;

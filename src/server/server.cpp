@@ -65,6 +65,7 @@ Server::Server(boost::asio::io_context& io, ServerOptions options, persistence::
   if (store_) sessions_.set_records(&records_);
   commands_.set_persistence(store_ ? &records_ : nullptr, &recovery_);
   metrics_.set_store(store_);
+  sessions_.start_warm_pool();
   schedule_stall_probe(clock_.steady_now() + kStallProbe);
 }
 

@@ -169,19 +169,41 @@ void ServerCommands::to_session(const Submission& sub, Reply reply) {
   const auto& fields = sub.envelope.spec->fields;
   bool names_paths = std::any_of(fields.begin(), fields.end(),
                                  [](const protocol::FieldSpec& f) { return protocol::is_path(f.type); });
+  Submission checked = sub;
   if (names_paths) {
     // pi resolves relative paths against its cwd, the session's.
     auto confined = with_confined_paths(sub, session->launch().cwd);
     if (!confined) return reply(confined.failure());
-    Submission checked = sub;
     checked.envelope = std::move(confined.value());
-    if (checked.envelope.spec->family == protocol::CommandFamily::session_daemon)
-      return SessionCommands::execute(checked, *session, std::move(reply));
-    return session->relay(checked.envelope, std::move(reply));
   }
-  if (sub.envelope.spec->family == protocol::CommandFamily::session_daemon)
-    return SessionCommands::execute(sub, *session, std::move(reply));
-  session->relay(sub.envelope, std::move(reply));
+  // A hibernated session wakes first; the command waits in its lane meanwhile.
+  awake_then(session, checked, std::move(reply), [](const Submission& sub, session::Session& session,
+                                                Reply reply) {
+    if (sub.envelope.spec->family == protocol::CommandFamily::session_daemon)
+      return SessionCommands::execute(sub, session, std::move(reply));
+    session.relay(sub.envelope, std::move(reply));
+  });
+}
+
+void ServerCommands::awake_then(const std::shared_ptr<session::Session>& session,
+                                const Submission& sub, Reply reply, SessionStep step) {
+  if (session->dormancy() == session::Session::Dormancy::awake)
+    return step(sub, *session, std::move(reply));
+  std::weak_ptr<session::Session> weak = session;
+  sessions_.ensure_awake(session, [weak, sub, reply = std::move(reply), step](Status woken) {
+    auto s = weak.lock();
+    const Envelope& env = sub.envelope;
+    if (!woken || !s) {
+      auto r = !s ? protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
+                                             "Session not found: " + *env.session_id)
+                  : protocol::error_response(env.type, env.id,
+                                             woken.code().value_or(ErrorCode::agent_exited),
+                                             woken.message());
+      r.session_id = env.session_id;
+      return reply(r);
+    }
+    step(sub, *s, reply);
+  });
 }
 
 // ---------------------------------------------------------------- sessions
@@ -329,10 +351,16 @@ void ServerCommands::list_sessions(const Submission& sub, Reply reply) {
 
 void ServerCommands::switch_session(const Submission& sub, Reply reply) {
   const Envelope& env = sub.envelope;
-  const auto conn = sub.connection_id;
   auto found = session_or_reply(sub, reply);
   if (!found) return;
-  auto& session = *found;
+  // Attaching wakes a hibernated session: a client that attaches is about to use it.
+  awake_then(found, sub, std::move(reply), [this](const Submission& sub, session::Session& session,
+                                                  Reply reply) { attach(sub, session, reply); });
+}
+
+void ServerCommands::attach(const Submission& sub, session::Session& session, const Reply& reply) {
+  const Envelope& env = sub.envelope;
+  const auto conn = sub.connection_id;
   auto after = env.body.find("afterSeq");
   bool resume = after != env.body.end();
   if (resume && session.is_subscribed(conn))

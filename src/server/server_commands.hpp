@@ -79,6 +79,13 @@ class ServerCommands : public reliability::Executor {
   void set_lifecycle_events(const reliability::Submission& sub, Reply reply);
   // Session commands: to the session's agent (or the session itself).
   void to_session(const reliability::Submission& sub, Reply reply);
+  // switch_session once the session is awake: subscribe, replay.
+  void attach(const reliability::Submission& sub, session::Session& session, const Reply& reply);
+  // Runs `step` once the session's agent is awake (at once if it is); a failed wake-up is
+  // the command's answer.
+  using SessionStep = std::function<void(const reliability::Submission&, session::Session&, Reply)>;
+  void awake_then(const std::shared_ptr<session::Session>& session,
+                  const reliability::Submission& sub, Reply reply, SessionStep step);
   // The session a command names, as its principal sees it; if there is none (or it is
   // someone else's), answers session_not_found and returns null.
   std::shared_ptr<session::Session> session_or_reply(const reliability::Submission& sub,

@@ -45,7 +45,8 @@ Session::Session(SessionContext& context, std::string id, agent::SessionLaunch l
             on_ui_cancelled(ui_id, reason);
           }),
       created_at_(clock_.system_now()),
-      last_activity_at_(created_at_) {
+      last_activity_at_(created_at_),
+      last_active_(clock_.steady_now()) {
   launch_.session_id = id_;
   const std::string& model = launch_.model.empty() ? agent_options_.default_model : launch_.model;
   // "provider/id"; a bare model id names no provider until the agent reports one.
@@ -65,7 +66,7 @@ std::optional<pid_t> Session::agent_pid() const {
   return agent_->pid();
 }
 
-Status Session::start_agent() {
+agent::AgentCallbacks Session::make_callbacks() {
   agent::AgentCallbacks callbacks;
   callbacks.on_line = [this](std::string_view line) { on_agent_line(line); };
   callbacks.on_oversize_line = [this](std::size_t bytes) {
@@ -75,7 +76,17 @@ Status Session::start_agent() {
   };
   callbacks.on_stderr_line = [this](std::string_view line) { on_agent_stderr(line); };
   callbacks.on_exit = [this](agent::ExitStatus status) { on_agent_exit(status); };
-  auto launched = launcher_.launch(agent_options_, launch_, std::move(callbacks));
+  return callbacks;
+}
+
+void Session::adopt_agent(std::shared_ptr<agent::AgentChannel> agent,
+                          const std::function<void(agent::AgentCallbacks)>& bind) {
+  bind(make_callbacks());
+  agent_ = std::move(agent);
+}
+
+Status Session::start_agent() {
+  auto launched = launcher_.launch(agent_options_, launch_, make_callbacks());
   if (!launched) return launched.status();
   agent_ = std::move(launched.value());
   return Status::ok();
@@ -174,6 +185,7 @@ void Session::on_agent_event(std::string_view line, std::string_view type, std::
     running_ = true;
   } else if (type == "agent_settled") {
     running_ = false;
+    touch();
     if (run_started_ != SteadyTime{}) {
       auto length = clock_.steady_now() - run_started_;
       run_started_ = {};
@@ -409,10 +421,25 @@ void Session::on_agent_exit(const agent::ExitStatus& status) {
   if (status.signal) fields["signal"] = *status.signal;
   if (stderr_suppressed_ > 0) fields["stderrSuppressed"] = stderr_suppressed_;
   log::info("agent_exited", fields);
+  // Read before fail_pending: answering a wake-up's probe puts the session back to sleep.
+  const Dormancy dormancy = dormancy_;
   fail_pending("The agent exited (" + describe(status) + ") before answering");
   // Dialogs die with the process that asked; tell subscribers to close them (on_ui_cancelled
   // writes nothing to an agent that is gone).
   ui_.cancel_all("agent_exited");
+  if (dormancy == Dormancy::hibernating) {
+    // Asked to go: whatever the exit status, the session now sleeps (a delete may follow).
+    dormancy_ = Dormancy::hibernated;
+    if (auto cb = std::exchange(hibernated_, nullptr)) cb();
+    if (stopping_ && stopped_) std::exchange(stopped_, nullptr)();
+    return;
+  }
+  if (dormancy == Dormancy::waking) {
+    // Died before its first answer: fail_pending above answered the probe, whose handler
+    // (the waker) has put the session back to sleep. Not a crash to restart from.
+    if (stopping_ && stopped_) std::exchange(stopped_, nullptr)();
+    return;
+  }
   if (stopping_) {
     if (stopped_) {
       auto cb = std::move(stopped_);
@@ -445,21 +472,60 @@ void Session::stop(std::function<void()> done) {
   agent_->stop(agent_options_.eof_grace, agent_options_.term_grace);
 }
 
-void Session::touch() { last_activity_at_ = clock_.system_now(); }
+void Session::touch() {
+  last_activity_at_ = clock_.system_now();
+  last_active_ = clock_.steady_now();
+}
+
+bool Session::idle() const {
+  return dormancy_ == Dormancy::awake && agent_running() && !stopping_ && quiet() &&
+         ui_.ids().empty();
+}
+
+void Session::hibernate(std::function<void()> done) {
+  dormancy_ = Dormancy::hibernating;
+  if (!agent_running()) {
+    dormancy_ = Dormancy::hibernated;
+    done();
+    return;
+  }
+  hibernated_ = std::move(done);
+  agent_->stop(agent_options_.eof_grace, agent_options_.term_grace);
+}
+
+void Session::probe(Completion done) {
+  protocol::Envelope probe;
+  probe.type = "get_state";
+  probe.spec = &protocol::spec_for(probe.type);
+  probe.body = nlohmann::json{{"type", "get_state"}};
+  relay(probe, std::move(done));
+}
 
 nlohmann::json Session::summary() const {
   nlohmann::json j = {
       {"sessionId", id_},
       {"cwd", launch_.cwd},
       {"model", launch_.model.empty() ? agent_options_.default_model : launch_.model},
-      {"state", stopping_ ? "stopping" : (!agent_running() ? "stopped" : (running_ ? "running" : "idle"))},
+      {"state", state_name()},
       {"createdAt", iso_time(created_at_)},
       {"lastActivityAt", iso_time(last_activity_at_)},
       {"subscriberCount", subscribers_.size()},
   };
   if (!launch_.name.empty()) j["name"] = launch_.name;
-  if (agent_) j["pid"] = agent_->pid();
+  if (agent_ && (dormancy_ == Dormancy::awake || dormancy_ == Dormancy::waking))
+    j["pid"] = agent_->pid();
   return j;
+}
+
+const char* Session::state_name() const {
+  if (stopping_) return "stopping";
+  switch (dormancy_) {
+    case Dormancy::hibernating:
+    case Dormancy::hibernated: return "hibernated";
+    case Dormancy::waking: return "waking";
+    case Dormancy::awake: break;
+  }
+  return !agent_running() ? "stopped" : (running_ ? "running" : "idle");
 }
 
 }  // namespace pi_server::session

@@ -13,7 +13,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
-
+#include <utility>
 #include <vector>
 
 #include "agent/agent_channel.hpp"
@@ -105,6 +105,10 @@ class Session {
   // Starts the agent (through the context's launcher). The failure's message is what the
   // client is told.
   Status start_agent();
+  // Takes over an agent that is already running (a warm pool's): `bind` hands it this
+  // session's callbacks.
+  void adopt_agent(std::shared_ptr<agent::AgentChannel> agent,
+                   const std::function<void(agent::AgentCallbacks)>& bind);
   bool agent_running() const { return agent_ && !agent_->exited(); }
   std::optional<pid_t> agent_pid() const;
   // Set once the first agent answered: only then does a crash lead to a restart.
@@ -147,6 +151,28 @@ class Session {
 
   // No run in progress and no command waiting for the agent.
   bool quiet() const { return !running_ && pending_.empty(); }
+
+  // Hibernation (session/hibernation.hpp decides when): the agent is stopped, everything the
+  // daemon keeps (subscribers, seq, event ring, version) stays, and a later start resumes the
+  // same pi session file (`--continue` in the session's own dir).
+  enum class Dormancy { awake, hibernating, hibernated, waking };
+  Dormancy dormancy() const { return dormancy_; }
+  void set_dormancy(Dormancy d) { dormancy_ = d; }
+  // Could hibernate now: awake, agent running, quiet, no open dialog, not being deleted.
+  bool idle() const;
+  // When a command, answer or run end last happened (what "idle for" counts from).
+  SteadyTime last_active() const { return last_active_; }
+  // Stops the agent gracefully (EOF first) without forgetting the session; `done` runs once
+  // it is reaped, whatever its exit status. The session is then hibernated.
+  void hibernate(std::function<void()> done);
+  // Commands waiting for a wake-up; answered by whoever wakes the session.
+  using WakeWaiter = std::function<void(Status)>;
+  void add_wake_waiter(WakeWaiter w) { wake_waiters_.push_back(std::move(w)); }
+  std::vector<WakeWaiter> take_wake_waiters() { return std::exchange(wake_waiters_, {}); }
+  // Asks the agent a first get_state (proves it runs); `done` gets the answer.
+  void probe(Completion done);
+  // delete_session or shutdown has begun.
+  bool stopping() const { return stopping_; }
   // A compaction (manual compact or pi's auto-compaction) is running.
   bool compacting() const { return compacting_; }
   std::uint64_t version() const { return version_; }
@@ -185,6 +211,7 @@ class Session {
     Completion done;
   };
 
+  agent::AgentCallbacks make_callbacks();
   void on_agent_line(std::string_view line);
   void on_agent_response(std::string_view line, std::string_view raw_id);
   void on_agent_event(std::string_view line, std::string_view type, std::string_view raw_id);
@@ -199,6 +226,7 @@ class Session {
   void fail_pending(const std::string& message);
   void send_event(std::uint64_t seq, const Frame& frame);
   void touch();
+  const char* state_name() const;
 
   const Clock& clock_;
   agent::AgentLauncher& launcher_;
@@ -231,8 +259,12 @@ class Session {
   bool stopping_ = false;
   bool ready_ = false;
   std::function<void()> stopped_;
+  Dormancy dormancy_ = Dormancy::awake;
+  std::function<void()> hibernated_;  // hibernate()'s `done`
+  std::vector<WakeWaiter> wake_waiters_;
   SystemTime created_at_;
   SystemTime last_activity_at_;
+  SteadyTime last_active_;
 
   // agent stderr rate limit: lines per one-second window
   SteadyTime stderr_window_start_{};

@@ -39,7 +39,9 @@ SessionRegistry::SessionRegistry(const Clock& clock, Scheduler& scheduler,
       connections_(connections),
       relay_stats_(relay_stats),
       context_{clock,   scheduler,     launcher, connections, relay_stats,
-               *this,   options.agent, options.event_buffer_bytes} {}
+               *this,   options.agent, options.event_buffer_bytes},
+      hibernation_(clock, scheduler, options.hibernation, sessions_),
+      pool_(scheduler, launcher, options) {}
 
 // Sessions left at destruction (the loop has stopped) are destroyed with the registry: each
 // Session detaches from its agent and kills its process group. Nothing is answered any more.
@@ -96,10 +98,18 @@ void SessionRegistry::start(std::string session_id, agent::SessionLaunch launch,
                                               std::to_string(options_.max_sessions_per_principal) +
                                               ")"));
 
-  auto dir = prepare_session_dirs(session_id);
-  if (!dir) return done(session_id, Status::error(ErrorCode::agent_exited, dir.error()));
-  launch.session_dir = *dir;
-  launch.agent_dir = *dir / "agent";
+  // A stored session comes back on its own file: no pooled agent (it sits on a fresh one).
+  auto pooled = restored ? std::nullopt : pool_.take(launch);
+  if (pooled) {
+    // The pooled agent's dirs become the session's (it runs on them).
+    launch.session_dir = pooled->session_dir;
+    launch.agent_dir = pooled->agent_dir;
+  } else {
+    auto dir = prepare_session_dirs(session_id);
+    if (!dir) return done(session_id, Status::error(ErrorCode::agent_exited, dir.error()));
+    launch.session_dir = *dir;
+    launch.agent_dir = *dir / "agent";
+  }
   auto session = std::make_shared<Session>(context_, session_id, launch, launch.owner);
   if (restored) {
     auto from_ms = [](std::int64_t ms) {
@@ -108,20 +118,53 @@ void SessionRegistry::start(std::string session_id, agent::SessionLaunch launch,
     session->restore(restored->session_version, from_ms(restored->created_at_ms),
                      from_ms(restored->last_active_at_ms));
   }
-  if (auto started = session->start_agent(); !started)
+  if (pooled) {
+    session->adopt_agent(pooled->agent, pooled->bind);
+    log::info("agent_from_pool", {{"session", session_id}, {"pid", pooled->agent->pid()},
+                                  {"cwd", launch.cwd}});
+  } else if (auto started = session->start_agent(); !started) {
     return done(session_id, Status::error(ErrorCode::agent_exited, started.message()));
+  }
   sessions_.emplace(session_id, session);
   // The creator may have gone while the command waited in its lane.
   if (connections_.find(creator)) session->subscribe(creator);
 
+  if (pooled && pooled->cwd == launch.cwd && pooled->state.is_object())
+    // Nothing to change, and the pool already asked it get_state: no round trip.
+    return answer_created(session, pooled->state, std::move(done));
+  if (!pooled || pooled->cwd == launch.cwd) return finish_create(session, std::move(done));
+  // Another cwd: pi re-points itself (tools, context files, system prompt) when it switches
+  // to a session file whose header names that cwd.
+  auto header = write_header_only_session(launch.session_dir, launch.cwd);
+  protocol::Envelope sw;
+  sw.type = "switch_session";
+  sw.spec = &protocol::spec_for(sw.type);
+  sw.body = json{{"type", "switch_session"},
+                 {"sessionPath", header ? header->string() : std::string("/nonexistent")}};
+  std::weak_ptr<Session> weak = session;
+  session->relay(sw, [this, weak, session_id, done = std::move(done),
+                      alive = std::weak_ptr<int>(alive_)](protocol::Response r) mutable {
+    if (alive.expired()) return;
+    auto s = weak.lock();
+    bool switched = r.success && (!r.data || !r.data->value("cancelled", false));
+    if (s && switched) return finish_create(s, std::move(done));
+    if (auto it = sessions_.find(session_id); s && it != sessions_.end() && it->second == s) {
+      sessions_.erase(it);
+      s->stop([] {});
+      bury(s);
+    }
+    done(session_id, Status::error(ErrorCode::agent_exited,
+                                   "The agent could not move to the session's cwd: " +
+                                       r.error.value_or("cancelled")));
+  });
+}
+
+void SessionRegistry::finish_create(const std::shared_ptr<Session>& session, Created done) {
+  std::string session_id = session->id();
   // The session is ready when its agent answers a first get_state: that proves the agent
   // runs and tells us its session file and model.
-  protocol::Envelope probe;
-  probe.type = "get_state";
-  probe.spec = &protocol::spec_for(probe.type);
-  probe.body = json{{"type", "get_state"}};
   std::weak_ptr<Session> weak = session;
-  session->relay(probe, [this, weak, session_id, done = std::move(done),
+  session->probe([this, weak, session_id, done = std::move(done),
                          alive = std::weak_ptr<int>(alive_)](protocol::Response state) {
     if (alive.expired()) return;
     auto s = weak.lock();
@@ -137,8 +180,15 @@ void SessionRegistry::start(std::string session_id, agent::SessionLaunch launch,
                                      "The agent did not start: " + state.error.value_or("no answer")));
       return;
     }
+    answer_created(s, state.data ? *state.data : json::object(), std::move(done));
+  });
+}
+
+void SessionRegistry::answer_created(const std::shared_ptr<Session>& s, const json& data,
+                                     Created done) {
+  std::string session_id = s->id();
+  {
     s->mark_ready();
-    const json& data = state.data ? *state.data : json::object();
     // From now on the agent resumes this file (restarts, daemon restarts).
     if (auto file = data.find("sessionFile"); file != data.end() && file->is_string())
       s->set_identity(file->get<std::string>(), "", s->launch().name);
@@ -152,7 +202,9 @@ void SessionRegistry::start(std::string session_id, agent::SessionLaunch launch,
     }
     if (data.contains("thinkingLevel")) info["thinkingLevel"] = data["thinkingLevel"];
     done(session_id, std::move(info));
-  });
+    if (auto it = sessions_.find(session_id); it != sessions_.end() && it->second == s)
+      hibernation_.on_quiet(s);
+  }
 }
 
 void SessionRegistry::stop_and_forget(const std::shared_ptr<Session>& session,
@@ -176,10 +228,12 @@ bool SessionRegistry::remove(const std::string& session_id, std::function<void()
   if (it == sessions_.end()) return false;
   auto session = it->second;
   sessions_.erase(it);
+  hibernation_.forget(session_id);
   if (records_) purge ? records_->forget(session_id) : records_->mark_stopped(session_id);
-  stop_and_forget(session, [this, session_id, purge, done = std::move(done)] {
+  stop_and_forget(session, [this, session_id, dir = session->launch().session_dir, purge,
+                            done = std::move(done)] {
     // The agent is gone: nothing writes in its dirs any more.
-    clean_session_dirs(session_id, purge);
+    clean_session_dirs(session_id, dir, purge);
     done();
   });
   return true;
@@ -187,13 +241,19 @@ bool SessionRegistry::remove(const std::string& session_id, std::function<void()
 
 bool SessionRegistry::purge_stored(const std::string& session_id) {
   if (!records_ || !records_->find(session_id) || sessions_.count(session_id)) return false;
+  // Its dir is the one its pi session file is in (a pooled agent's dir keeps the pool's
+  // name), but only inside <state>/sessions/: a file switched to elsewhere is the user's.
+  fs::path sessions = options_.state_dir / "sessions";
+  fs::path dir = sessions / session_id;
+  fs::path file_dir = fs::path(records_->find(session_id)->session_file).parent_path();
+  if (!file_dir.empty() && file_dir.parent_path() == sessions) dir = file_dir;
   records_->forget(session_id);
-  clean_session_dirs(session_id, true);
+  clean_session_dirs(session_id, dir, true);
   return true;
 }
 
-void SessionRegistry::clean_session_dirs(const std::string& session_id, bool purge) {
-  fs::path base = options_.state_dir / "sessions" / session_id;
+void SessionRegistry::clean_session_dirs(const std::string& session_id, const fs::path& base,
+                                         bool purge) {
   std::error_code ec;
   fs::remove_all(base / "agent", ec);
   if (purge && options_.persistence.purge_session_files) {
@@ -250,9 +310,13 @@ void SessionRegistry::refresh_identity(const std::shared_ptr<Session>& session, 
 
 void SessionRegistry::stop_all(std::function<void()> done) {
   stopped_all_ = true;
+  pool_.stop_all();
   auto sessions = std::move(sessions_);
   sessions_.clear();
-  for (auto& [id, s] : sessions) stop_and_forget(s, [] {});
+  for (auto& [id, s] : sessions) {
+    hibernation_.forget(id);
+    stop_and_forget(s, [] {});
+  }
   // Sessions deleted just before are still stopping: they count too.
   if (stopping_.empty()) return done();
   all_stopped_ = std::move(done);
@@ -310,6 +374,11 @@ std::string SessionRegistry::provider_of(const std::string& session_id,
                                          const Principal& asker) const {
   auto s = find_for(session_id, asker);
   return s ? s->provider() : std::string();
+}
+
+void SessionRegistry::on_session_quiet(Session& session) {
+  auto it = sessions_.find(session.id());
+  if (it != sessions_.end() && it->second.get() == &session) hibernation_.on_quiet(it->second);
 }
 
 void SessionRegistry::on_provider_result(Session&, const std::string& provider,

@@ -18,9 +18,11 @@
 #include "pi_server/options.hpp"
 #include "pi_server/result.hpp"
 #include "reliability/command_pipeline.hpp"
+#include "session/hibernation.hpp"
 #include "session/provider_feedback.hpp"
 #include "session/session.hpp"
 #include "session/session_records.hpp"
+#include "session/warm_pool.hpp"
 
 namespace pi_server::session {
 
@@ -85,6 +87,15 @@ class SessionRegistry : public SessionObserver,
     for (const auto& [id, s] : sessions_) f(*s);
   }
 
+  // Runs `then` once the session's agent is awake (waking a hibernated one first).
+  void ensure_awake(const std::shared_ptr<Session>& session, std::function<void(Status)> then) {
+    hibernation_.ensure_awake(session, std::move(then));
+  }
+  const Hibernation& hibernation() const { return hibernation_; }
+  // Starts the warm pool (once the loop runs).
+  void start_warm_pool() { pool_.start(); }
+  const WarmPool& warm_pool() const { return pool_; }
+
   const RelayStats& relay_stats() const { return relay_stats_; }
   std::uint64_t agent_restarts() const { return agent_restarts_; }
 
@@ -96,7 +107,7 @@ class SessionRegistry : public SessionObserver,
   std::string provider_of(const std::string& session_id, const Principal& asker) const override;
   // SessionObserver
   void on_agent_exited(Session& session, const agent::ExitStatus& status) override;
-  void on_session_quiet(Session& session) override {}
+  void on_session_quiet(Session& session) override;
   void on_session_changed(Session& session, std::string_view command) override;
   void on_provider_result(Session& session, const std::string& provider,
                           ProviderResult result) override;
@@ -111,9 +122,16 @@ class SessionRegistry : public SessionObserver,
              const persistence::StoredSession* restored, Created done);
   // After a delete: the private agent dir goes (load rebuilds it); the session dir too when
   // it holds nothing else, or on a purge with --purge-session-files.
-  void clean_session_dirs(const std::string& session_id, bool purge);
+  void clean_session_dirs(const std::string& session_id, const std::filesystem::path& base,
+                          bool purge);
   // Asks the agent where it is now (file, model, name) and stores it.
   void refresh_identity(const std::shared_ptr<Session>& session, bool model_changed);
+  // Asks the new session's agent its first get_state (after re-pointing a pooled agent at
+  // the session's cwd); `done` as create's.
+  void finish_create(const std::shared_ptr<Session>& session, Created done);
+  // The session's agent answered get_state with `data`: it is ready; `done` gets its info.
+  void answer_created(const std::shared_ptr<Session>& session, const nlohmann::json& data,
+                      Created done);
   void schedule_restart(const std::shared_ptr<Session>& session, std::chrono::milliseconds delay);
   // Destroys `session` on a later turn of the loop (never inside its own callback).
   void bury(std::shared_ptr<Session> session);
@@ -129,6 +147,8 @@ class SessionRegistry : public SessionObserver,
   // What every Session is built with (this registry is their observer).
   SessionContext context_;
   std::map<std::string, std::shared_ptr<Session>> sessions_;
+  Hibernation hibernation_;  // reads sessions_
+  WarmPool pool_;
   std::unordered_map<Session*, std::shared_ptr<Session>> stopping_;
   std::uint64_t agent_restarts_ = 0;
   std::vector<std::shared_ptr<Session>> graveyard_;  // see bury()

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "client_run.hpp"
 #include "daemon.hpp"
 #include "session_helpers.hpp"
 #include "ws_client.hpp"
@@ -123,9 +124,33 @@ TEST_F(RealPi, SettingsStayPrivateToTheirSession) {
   EXPECT_FALSE(std::filesystem::exists(d.state_dir() + "/agent/settings.json"));
 }
 
-// pi-server-client's chat with the real pi: the streamed answer is the demo model's.
-#include "client_run.hpp"
+TEST_F(RealPi, AHibernatedSessionWakesWithItsConversation) {
+  Daemon d({.args = {"--hibernate-after-ms", "1500"}, .use_fake_agent = false});
+  WsClient c(d.port());
+  auto created = open_session(c, "sleepy");
+  pid_t pid = created["data"]["sessionInfo"]["pid"];
+  run_prompt(c, "sleepy", "stream 5", "p1", std::chrono::seconds(60));
+  auto before = c.request({{"type", "get_messages"}, {"id", "m1"}, {"sessionId", "sleepy"}});
+  ASSERT_EQ(before["success"], true);
+  ASSERT_GE(before["data"]["messages"].size(), 2u);
 
+  auto slept = c.wait_for([](const json& j) { return j.value("type", "") == "session_hibernated"; },
+                          std::chrono::seconds(30));
+  ASSERT_TRUE(slept);
+  EXPECT_FALSE(process_exists(pid));
+
+  auto after = c.request({{"type", "get_messages"}, {"id", "m2"}, {"sessionId", "sleepy"}},
+                         std::chrono::seconds(60));
+  ASSERT_EQ(after["success"], true) << after.dump();
+  EXPECT_EQ(after["data"]["messages"], before["data"]["messages"]);
+  // The woken agent goes on with the same conversation.
+  auto events = run_prompt(c, "sleepy", "stream 3", "p2", std::chrono::seconds(60));
+  EXPECT_EQ(final_text(events), "w0 w1 w2 ");
+  auto last = c.request({{"type", "get_messages"}, {"id", "m3"}, {"sessionId", "sleepy"}});
+  EXPECT_GT(last["data"]["messages"].size(), before["data"]["messages"].size());
+}
+
+// pi-server-client's chat with the real pi: the streamed answer is the demo model's.
 TEST_F(RealPi, ClientChatStreamsTheRealAnswer) {
   Daemon d({.use_fake_agent = false});
   auto run = run_client({"--url", "ws://127.0.0.1:" + std::to_string(d.port()), "chat", "Hello", "from", "the", "CLI"});

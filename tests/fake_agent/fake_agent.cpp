@@ -197,6 +197,7 @@ struct Config {
     std::string sessionFile;  // sessionDir + "/fake-session.jsonl"
     std::string sessionId;
     std::optional<std::string> sessionName;
+    std::string cwd;  // the process cwd, then the cwd a switched-to session header names (like pi)
 } cfg;
 
 std::vector<json> g_messages;  // the conversation
@@ -625,6 +626,8 @@ void dispatch(const std::string& text) {
         scriptUi(w.size() > 1 && w[1] == "timeout" ? std::max(1LL, numArg(w, 2, 1000)) : 0);
     } else if (cmd == "fds") {
         textAnswer({fdsText()});
+    } else if (cmd == "cwd") {
+        textAnswer({"cwd " + cfg.cwd});
     } else if (cmd == "env" && w.size() > 1) {
         const char* v = std::getenv(w[1].c_str());
         textAnswer({v ? "env " + w[1] + "=" + v : "env " + w[1] + " unset"});
@@ -896,6 +899,17 @@ void handleCommand(const json& m) {
     if (t == "switch_session") {
         auto path = str(m, "sessionPath");
         if (!path) return fail(c, "Cannot read properties of undefined (reading 'startsWith')");
+        // pi rebuilds its cwd-bound runtime from the header of the file it switches to.
+        bool readable = false;
+        std::string data = readFile(*path, &readable);
+        json header = json::parse(data.substr(0, data.find('\n')), nullptr, false);
+        if (header.is_object() && header.value("type", "") == "session" && header.contains("cwd")) {
+            std::string cwd = header.value("cwd", "");
+            struct stat st{};
+            if (::stat(cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+                return fail(c, "Stored session working directory does not exist: " + cwd);
+            cfg.cwd = cwd;
+        }
         cfg.sessionFile = *path;
         cfg.sessionDir.clear();
         cfg.sessionId = randomUuid();
@@ -1013,11 +1027,39 @@ int main(int argc, char** argv) {
         return 1;
     }
     parseArgs(argc, argv);
+    if (char buf[4096]; ::getcwd(buf, sizeof buf)) cfg.cwd = buf;
     if (!cfg.sessionDir.empty()) {
         while (cfg.sessionDir.size() > 1 && cfg.sessionDir.back() == '/') cfg.sessionDir.pop_back();
-        cfg.sessionFile = g_sessionArg.empty() ? cfg.sessionDir + "/fake-session.jsonl" : g_sessionArg;
+        cfg.sessionFile = cfg.sessionDir + "/fake-session.jsonl";
+        if (!g_sessionArg.empty()) {
+            cfg.sessionFile = g_sessionArg;
+        } else if (DIR* dir = ::opendir(cfg.sessionDir.c_str())) {
+            // Like pi's --continue: the newest session file in the dir, if any.
+            long long newest = -1;
+            while (dirent* e = ::readdir(dir)) {
+                std::string name = e->d_name;
+                if (name.size() < 6 || name.substr(name.size() - 6) != ".jsonl") continue;
+                std::string path = cfg.sessionDir + "/" + name;
+                struct stat st{};
+                if (::stat(path.c_str(), &st) != 0) continue;
+                long long mtime = static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+                if (mtime > newest) {
+                    newest = mtime;
+                    cfg.sessionFile = path;
+                }
+            }
+            ::closedir(dir);
+        }
         uint64_t h = fnv1a(cfg.sessionFile);
         cfg.sessionId = uuidFrom(h, fnv1a("id", h));  // stable across restarts on the same dir
+        // A test's stand-in for a session file pi cannot load (pi exits 1 before answering).
+        bool marked = false;
+        readFile(cfg.sessionDir + "/fake-fail-start", &marked);
+        if (marked) {
+            static const char msg[] = "Error: Session file is not a valid pi session (fake)\n";
+            writeAll(2, msg, sizeof msg - 1);
+            return 1;
+        }
         loadSession(cfg.sessionFile);
     } else {
         cfg.sessionId = randomUuid();
@@ -1045,6 +1087,10 @@ int main(int argc, char** argv) {
                 } catch (const std::exception&) {
                 }
                 flushOut();
+                // FAKE_AGENT_EXIT_DELAY_MS: a slow shutdown (tests of commands that come while
+                // an agent is being stopped).
+                if (const char* delay = std::getenv("FAKE_AGENT_EXIT_DELAY_MS"))
+                    ::usleep(static_cast<useconds_t>(std::atoi(delay)) * 1000);
                 return 0;
             }
             in.append(buf.data(), static_cast<size_t>(n));

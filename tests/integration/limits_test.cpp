@@ -81,7 +81,8 @@ TEST(Limits, MaxSessionsAndMaxConnections) {
 }
 
 TEST(Limits, MetricsEndpointIsValidPrometheusText) {
-  Daemon d;
+  // No warm pool: exactly one agent spawn to count.
+  Daemon d({.args = {"--warm-agents", "0"}});
   WsClient c(d.port());
   open_session(c, "m");
   run_prompt(c, "m", "stream 3", "p");

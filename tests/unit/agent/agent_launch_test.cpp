@@ -52,3 +52,20 @@ TEST(AgentLaunch, EnvironmentIsAllowListedPlusExtras) {
   EXPECT_TRUE(has(req.env, "PI_OFFLINE=1"));
   EXPECT_TRUE(has(req.env, "PI_TELEMETRY=1"));
 }
+
+TEST(AgentLaunch, CompileCacheAndNodeOptionsReachTheAgent) {
+  std::string e1 = "NODE_OPTIONS=--enable-source-maps";
+  char* env[] = {e1.data(), nullptr};
+  AgentOptions o;
+  o.command = {"pi"};
+  o.compile_cache_dir = "/state/node-compile-cache";
+  o.node_options = "--max-semi-space-size=1 --v8-pool-size=1";
+  auto req = agent::build_spawn_request(o, agent::SessionLaunch{}, env);
+  EXPECT_TRUE(has(req.env, "NODE_COMPILE_CACHE=/state/node-compile-cache"));
+  EXPECT_TRUE(has(req.env, "NODE_OPTIONS=--enable-source-maps --max-semi-space-size=1 --v8-pool-size=1"));
+  // An operator's --agent-env wins.
+  o.extra_env = {"NODE_COMPILE_CACHE=/elsewhere"};
+  req = agent::build_spawn_request(o, agent::SessionLaunch{}, nullptr);
+  EXPECT_TRUE(has(req.env, "NODE_COMPILE_CACHE=/elsewhere"));
+  EXPECT_TRUE(has(req.env, "NODE_OPTIONS=--max-semi-space-size=1 --v8-pool-size=1"));
+}
