@@ -240,7 +240,9 @@ TEST(Chaos, KilledAgentsAndDroppedClientsLoseNoResponseAndLeakNothing) {
               fds_baseline, fds_after, (unsigned long long)rss_baseline, (unsigned long long)rss_after,
               (long long)rss_after - (long long)rss_baseline);
   EXPECT_EQ(fds_after, fds_baseline);
-  if (kRssIsMeaningful) EXPECT_LE(rss_after, rss_baseline + kRssSlackKib);
+  if (kRssIsMeaningful) {
+    EXPECT_LE(rss_after, rss_baseline + kRssSlackKib);
+  }
 
   // Still healthy.
   auto healthz = http_get(d.port(), "/healthz");
