@@ -180,8 +180,8 @@ TEST(Limits, HugeIdsAreRefusedAndPinNoMemory) {
   double after = rss_mib(d.pid());
   std::cout << "daemon RSS before " << before << " MiB, after " << after << " MiB\n";
   if (kRssIsMeaningful) {
-    EXPECT_LT(after - before, 64) << "100 MiB of ids went through;
-  } none may stay";
+    EXPECT_LT(after - before, 64) << "100 MiB of ids went through; none may stay";
+  }
 }
 
 // Found by an attacker: three 15.5 MB messages on one connection delayed every other client
