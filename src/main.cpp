@@ -57,6 +57,24 @@ int main(int argc, char** argv) {
     log::error("state_dir_failed", {{"error", ec.message()}});
     return kExitFatal;
   }
+  // Without --workspace-root, sessions may work where the daemon runs. A service runs in its
+  // state dir (the packaged unit's WorkingDirectory), where only session folders are open:
+  // it gets <state dir>/workspace as its root and default cwd instead.
+  if (options.workspace_roots.empty()) {
+    auto here = fs::canonical(fs::current_path(ec), ec);
+    auto rel = here.lexically_relative(options.state_dir);
+    if (!ec && !rel.empty() && *rel.begin() != "..") {
+      fs::path workspace = options.state_dir / "workspace";
+      fs::create_directories(workspace, ec);
+      if (ec) {
+        log::error("state_dir_failed", {{"path", workspace.string()}, {"error", ec.message()}});
+        return kExitFatal;
+      }
+      options.workspace_roots.push_back(workspace);
+      log::info("default_workspace", {{"path", workspace.string()},
+                                      {"why", "the daemon runs in its state dir and no --workspace-root is given"}});
+    }
+  }
 
   // Writes to a vanished client must come back as EPIPE, not kill the daemon.
   ::signal(SIGPIPE, SIG_IGN);
