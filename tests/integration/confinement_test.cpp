@@ -139,3 +139,24 @@ TEST(Confinement, InTheStateDirOnlyTheCallersSessionFoldersAreOpen) {
   auto in_own = create(c, "v", (state / "sessions" / "s").string());
   EXPECT_EQ(in_own["success"], true) << in_own.dump();
 }
+
+// The packaged unit runs the daemon in its state dir, where only session folders are open.
+// Without --workspace-root it works in <state dir>/workspace instead of refusing every
+// create_session that names no cwd.
+TEST(Confinement, ADaemonRunningInItsStateDirWorksInItsWorkspaceFolder) {
+  Daemon d({.run_in_state_dir = true});
+  auto logged = d.wait_log("default_workspace", std::chrono::seconds(5));
+  ASSERT_TRUE(logged);
+  fs::path workspace = fs::canonical(d.state_dir()) / "workspace";
+  EXPECT_EQ((*logged)["path"], workspace.string());
+  EXPECT_TRUE(fs::is_directory(workspace));
+  WsClient c(d.port());
+  ASSERT_TRUE(c.next());
+  auto created = c.request({{"type", "create_session"}, {"id", "c1"}, {"sessionId", "s1"}},
+                           std::chrono::seconds(30));
+  ASSERT_EQ(created["success"], true) << created.dump();
+  EXPECT_EQ(created["data"]["sessionInfo"]["cwd"], workspace.string());
+  // The state dir itself stays closed.
+  auto refused = create(c, "c2", d.state_dir());
+  EXPECT_EQ(refused["code"], "forbidden") << refused.dump();
+}

@@ -57,6 +57,7 @@ Daemon::Daemon(Options options)
     : state_dir_(options.state_dir.empty() ? state_.path() : options.state_dir) {
   agent::SpawnRequest req;
   req.argv = {options.binary.empty() ? daemon_binary() : options.binary, "--state-dir", state_dir_};
+  if (options.run_in_state_dir) req.cwd = state_dir_;
   if (!options.log_level.empty()) req.argv.insert(req.argv.end(), {"--log-level", options.log_level});
   if (options.stdio_only) {
     req.argv.insert(req.argv.end(), {"--stdio", "--no-listen"});

@@ -40,6 +40,7 @@ class Daemon {
     std::string binary;               // another pi-server binary (benchmarks); empty: this build's
     std::string log_level = "debug";  // --log-level; empty: none on the command line
     std::string state_dir;            // an existing state dir (a restart); empty: a fresh one
+    bool run_in_state_dir = false;    // the daemon's working directory is its state dir (a service)
   };
   explicit Daemon(Options options);
   Daemon() : Daemon(Options{}) {}
