@@ -27,8 +27,9 @@ class PathConfinement {
   // `sessions/<id>/` folders belong to one session each. Either may be empty.
   PathConfinement(std::vector<std::filesystem::path> roots, std::filesystem::path state_dir);
 
-  // May the asker enter the folder of session `session_id` under <state>/sessions/?
-  using SessionDirAccess = std::function<bool(std::string_view session_id)>;
+  // May the asker enter `folder` under <state>/sessions/ (a session's folder: its id, or
+  // the pool's name when the session took a pooled agent)?
+  using SessionDirAccess = std::function<bool(std::string_view folder)>;
 
   // Resolves `path` (relative paths against `base`, which must be absolute) to the canonical
   // absolute path the caller must use from then on (so the file opened is the one checked).

@@ -119,8 +119,8 @@ std::shared_ptr<session::Session> ServerCommands::session_or_reply(const Submiss
 
 Result<fs::path> ServerCommands::confine(const Submission& sub, std::string_view path,
                                          const fs::path& base) const {
-  return paths_.resolve(path, base, [&](std::string_view session_id) {
-    return sessions_.find_for(std::string(session_id), sub.principal) != nullptr;
+  return paths_.resolve(path, base, [&](std::string_view folder) {
+    return sessions_.folder_visible_to(folder, sub.principal);
   });
 }
 

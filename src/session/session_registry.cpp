@@ -334,6 +334,12 @@ std::shared_ptr<Session> SessionRegistry::find_for(const std::string& session_id
   return it->second;
 }
 
+bool SessionRegistry::folder_visible_to(std::string_view folder, const Principal& asker) const {
+  for (const auto& [id, s] : sessions_)
+    if (s->launch().session_dir.filename() == folder) return s->visible_to(asker);
+  return false;
+}
+
 bool SessionRegistry::hidden_from(const std::string& session_id, const Principal& asker) const {
   auto it = sessions_.find(session_id);
   return it != sessions_.end() && !it->second->visible_to(asker);

@@ -69,6 +69,9 @@ class SessionRegistry : public SessionObserver,
   std::shared_ptr<Session> find(const std::string& session_id) const;
   // The session as `asker` sees it: null when there is none or it is someone else's.
   std::shared_ptr<Session> find_for(const std::string& session_id, const Principal& asker) const;
+  // Whether `folder` (a name under <state>/sessions/) is the folder of a session `asker` may
+  // see. Usually the session's id; a session that took a pooled agent keeps the pool's name.
+  bool folder_visible_to(std::string_view folder, const Principal& asker) const;
   // Sessions owned by `principal_name`, those still stopping included.
   std::size_t count_owned_by(const std::string& principal_name) const;
   bool contains(const std::string& session_id) const { return sessions_.count(session_id) > 0; }
