@@ -125,18 +125,22 @@ TEST(Confinement, InTheStateDirOnlyTheCallersSessionFoldersAreOpen) {
   Daemon d;  // default roots: the daemon's working directory and the state dir
   WsClient c(d.port());
   fs::path state = fs::canonical(d.state_dir());
-  open_session(c, "s");
+  auto created = open_session(c, "s");
+  // The session's folder: sessions/s, or the warm pool's folder when it took a pooled agent.
+  fs::path folder =
+      fs::path(created["data"]["sessionInfo"]["sessionFile"].get<std::string>()).parent_path();
+  ASSERT_EQ(folder.parent_path(), state / "sessions");
   auto export_to = [&](const std::string& id, const fs::path& p) {
     return c.request({{"type", "export_html"}, {"id", id}, {"sessionId", "s"}, {"outputPath", p.string()}});
   };
-  auto own = export_to("e1", state / "sessions" / "s" / "page.html");
+  auto own = export_to("e1", folder / "page.html");
   EXPECT_EQ(own["success"], true) << own.dump();
   EXPECT_EQ(export_to("e2", state / "agent" / "auth.json")["code"], "forbidden");
   EXPECT_EQ(export_to("e3", state / "sessions" / "other" / "x.html")["code"], "forbidden");
   EXPECT_EQ(export_to("e4", state / "notes.html")["code"], "forbidden");
   EXPECT_EQ(create(c, "t", state.string())["code"], "forbidden");
   EXPECT_EQ(create(c, "u", (state / "sessions").string())["code"], "forbidden");
-  auto in_own = create(c, "v", (state / "sessions" / "s").string());
+  auto in_own = create(c, "v", folder.string());
   EXPECT_EQ(in_own["success"], true) << in_own.dump();
 }
 
