@@ -166,6 +166,7 @@ void CommandPipeline::submit(Submission sub) {
   }
   if (storable) job->record = store_.begin(sub.principal.name, env, fp);
   job->sub = std::move(sub);
+  job->sub.job_id = ++last_job_id_;
   job->admitted = clock_.steady_now();
   pass_gate(std::move(job));
 }

@@ -40,6 +40,10 @@ struct Submission {
   Principal principal;
   std::uint64_t connection_id = 0;
   bool lifecycle_events = true;
+  // Set by the pipeline when it admits the command: the job's identity, unique for the
+  // daemon's lifetime and kept by copies (an executor that waits, e.g. for a session to
+  // wake, holds a copy; hold() and release() still name the same job).
+  std::uint64_t job_id = 0;
 };
 
 // Decides whether a command may be admitted now (rate limits, circuit breakers), and learns
@@ -180,6 +184,7 @@ class CommandPipeline {
   // dependsOn waits: id key of the waiting job -> id keys it waits for (cycle detection).
   std::unordered_map<std::string, std::set<std::string>> waiting_for_;
   PipelineStats stats_;
+  std::uint64_t last_job_id_ = 0;
   std::size_t jobs_in_flight_ = 0;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };

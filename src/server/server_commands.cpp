@@ -91,17 +91,17 @@ void ServerCommands::hold(const Submission& sub) {
   if (!sub.envelope.session_id || sub.envelope.is_server_command()) return;
   if (auto session = sessions_.find(*sub.envelope.session_id)) {
     session->hold_events();
-    held_[&sub] = session;  // the job's Submission: the same object comes to release()
+    held_[sub.job_id] = session;
   }
 }
 
 void ServerCommands::release(const Submission& sub) {
-  if (auto after = after_response_.find(&sub); after != after_response_.end()) {
+  if (auto after = after_response_.find(sub.job_id); after != after_response_.end()) {
     auto action = std::move(after->second);
     after_response_.erase(after);
     action();
   }
-  auto it = held_.find(&sub);
+  auto it = held_.find(sub.job_id);
   if (it == held_.end()) return;
   if (auto session = it->second.lock()) session->release_events();
   held_.erase(it);
@@ -383,7 +383,8 @@ void ServerCommands::attach(const Submission& sub, session::Session& session, co
   // no duplicate, nothing before the response).
   if (resume) {
     session.hold_events();
-    after_response_[&sub] = [this, conn, replay = std::move(replay), weak = std::weak_ptr(found)] {
+    after_response_[sub.job_id] = [this, conn, replay = std::move(replay),
+                                     weak = std::weak_ptr(sessions_.find(*env.session_id))] {
       auto s = weak.lock();
       if (!s) return;
       if (Connection* c = connections_.find(conn))

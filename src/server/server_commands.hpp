@@ -108,9 +108,9 @@ class ServerCommands : public reliability::Executor {
   session::SessionRecords* records_ = nullptr;
   const StartupRecovery* recovery_ = nullptr;
   // Sessions whose events are held for a response waiting for the journal (by hold()).
-  std::map<const void*, std::weak_ptr<session::Session>> held_;
+  std::map<std::uint64_t, std::weak_ptr<session::Session>> held_;  // by job_id
   // What must follow a response (switch_session's buffered events), by the job's Submission.
-  std::map<const void*, std::function<void()>> after_response_;
+  std::map<std::uint64_t, std::function<void()>> after_response_;  // by job_id
   // Connections that opted out of command_* lifecycle events.
   std::set<std::uint64_t> lifecycle_opt_out_;
   bool draining_ = false;

@@ -46,7 +46,7 @@ TEST_F(ConfigFile, ValuesFromTheFileAreUsed) {
   EXPECT_EQ(r->options.max_sessions, 7u);
   EXPECT_DOUBLE_EQ(r->options.rate_limit_per_second, 2.5);
   EXPECT_FALSE(r->options.agent.restart);
-  EXPECT_EQ(r->options.connection.allowed_origins,
+  EXPECT_EQ(r->options.auth.allowed_origins,
             (std::vector<std::string>{"https://a.example", "https://b.example"}));
 }
 
@@ -56,7 +56,7 @@ TEST_F(ConfigFile, TheCommandLineWinsOverTheFile) {
   ASSERT_TRUE(r) << r.failure().output;
   EXPECT_EQ(r->options.max_sessions, 9u);
   // A repeatable flag replaces the file's list, it does not add to it.
-  EXPECT_EQ(r->options.connection.allowed_origins, std::vector<std::string>{"https://flag.example"});
+  EXPECT_EQ(r->options.auth.allowed_origins, std::vector<std::string>{"https://flag.example"});
   EXPECT_EQ(r->log_level, log::Level::warn);  // not on the command line: the file's
 }
 

@@ -57,7 +57,9 @@ class Admit : public AdmissionControl {
 
 class Versions : public SessionVersions {
  public:
-  std::optional<std::uint64_t> session_version(const std::string&) const override { return 0; }
+  std::optional<std::uint64_t> session_version(const std::string&, const Principal&) const override {
+    return 0;
+  }
 };
 
 class Sink : public Delivery {

@@ -33,7 +33,7 @@ struct Harness {
 
   std::shared_ptr<session::Session> create(const std::string& id) {
     bool ok = false;
-    registry.create(id, agent::SessionLaunch{}, client->id(),
+    registry.create(id, agent::SessionLaunch{}, client->id(), local_principal(),
                     [&](const std::string&, Result<json> r) { ok = static_cast<bool>(r); });
     answer_last(launcher.agents.back());
     clock.run_due();
