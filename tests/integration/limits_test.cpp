@@ -198,7 +198,7 @@ TEST(Limits, HugeIdsAreRefusedAndPinNoMemory) {
 // Found by an attacker: three 15.5 MB messages on one connection delayed every other client
 // for seconds. Inbound bytes now have a per-connection budget checked before parsing.
 TEST(Limits, InboundByteRateIsLimitedPerConnectionBeforeParsing) {
-  Daemon d({.args = {"--max-frame-bytes", "2000000", "--rate-limit-bytes", "1000000",
+  Daemon d({.args = {"--max-frame-bytes", "2000000", "--rate-limit-bytes", "10000",
                      "--rate-burst-bytes", "2500000"}});
   WsClient a(d.port());
   WsClient b(d.port());
