@@ -78,17 +78,22 @@ Result<fs::path> PathConfinement::resolve(std::string_view text, const fs::path&
   if (!resolved) return forbidden(text, "names '..' below a directory that does not exist");
 
   bool inside = false;
+  // A root below the state dir (the service's default <state>/workspace) is the operator's
+  // choice: the state-dir rule does not close it (unless it is in the sessions' folders).
+  bool in_root_below_state = false;
+  auto state = state_dir_.empty() ? std::nullopt : real_path(state_dir_);
   for (const auto& root : roots_) {
     auto r = real_path(root);
     if (r && is_within(*resolved, *r)) {
       inside = true;
-      break;
+      if (state && *r != *state && is_within(*r, *state) && !is_within(*r, *state / "sessions"))
+        in_root_below_state = true;
     }
   }
   if (!inside) return forbidden(text, "is outside every workspace root (--workspace-root)");
 
-  if (!state_dir_.empty()) {
-    if (auto state = real_path(state_dir_); state && is_within(*resolved, *state)) {
+  if (state && !in_root_below_state) {
+    if (is_within(*resolved, *state)) {
       // Only <state>/sessions/<id>/..., and only for who may see session <id>.
       fs::path sessions = *state / "sessions";
       auto rel = resolved->lexically_relative(sessions);

@@ -330,7 +330,7 @@ void ServerCommands::load_session(const Submission& sub, Reply reply) {
   const auto* row = records_ ? records_->find(id) : nullptr;
   if (!row || (row->owner != sub.principal.name && !sub.principal.admin))
     return reply(protocol::error_response(env.type, env.id, ErrorCode::session_not_found,
-                                          "No stored session: " + id));
+                                          "Session not found: " + id));
   if (sessions_.contains(id))
     return reply(protocol::error_response(env.type, env.id, ErrorCode::session_exists,
                                           "Session is already running: " + id));

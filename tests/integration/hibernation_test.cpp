@@ -248,8 +248,9 @@ TEST(WarmPool, CreateTakesAPooledAgentAndThePoolRefills) {
 }
 
 TEST(WarmPool, AnotherCwdRepointsThePooledAgent) {
-  Daemon d;
   TempDir other;
+  // The pool's agents sit in the daemon's directory; the session wants another root.
+  Daemon d({.args = {"--workspace-root", std::filesystem::current_path().string(), "--workspace-root", other.path()}});
   WsClient c(d.port());
   ASSERT_TRUE(c.next());
   ASSERT_TRUE(wait_pool_ready(c, 1, 10s));
@@ -285,8 +286,9 @@ TEST(WarmPool, ZeroTurnsItOff) {
 }
 
 TEST(WarmPool, APooledSessionHibernatesAndWakesOnItsOwnFiles) {
-  Daemon d({.args = {"--hibernate-after-ms", "300"}});
   TempDir other;
+  Daemon d({.args = {"--hibernate-after-ms", "300", "--workspace-root", std::filesystem::current_path().string(),
+                     "--workspace-root", other.path()}});
   WsClient c(d.port());
   ASSERT_TRUE(c.next());
   ASSERT_TRUE(wait_pool_ready(c, 1, 10s));

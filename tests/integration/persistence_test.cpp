@@ -25,11 +25,20 @@ namespace {
 // Generous limits: the traffic test sends as fast as answers come.
 const std::vector<std::string> kFastArgs = {"--rate-limit", "100000", "--rate-burst", "100000"};
 
+// No warm pool: these tests look for a session's files in <state>/sessions/<id>/ (a session
+// that took a pooled agent keeps the pool's folder name).
 Daemon::Options on(const TempDir& state, std::vector<std::string> args = kFastArgs) {
   Daemon::Options o;
   o.state_dir = state.path();
   o.args = std::move(args);
+  o.args.insert(o.args.end(), {"--warm-agents", "0"});
   return o;
+}
+
+// The same, with `work` as the workspace root (sessions' cwd and the files they name).
+Daemon::Options on(const TempDir& state, const TempDir& work, std::vector<std::string> args = kFastArgs) {
+  args.insert(args.end(), {"--workspace-root", work.path()});
+  return on(state, std::move(args));
 }
 
 json ready_client(WsClient& c) {
@@ -220,7 +229,7 @@ TEST(Persistence, ResumeSessionsBringsRunningSessionsBackAsTheyWere) {
   json before_summary, before_messages;
   std::uint64_t version = 0;
   {
-    Daemon d(on(state));
+    Daemon d(on(state, work));
     WsClient c(d.port());
     open_session(c, "resumed", {{"cwd", work.path()}, {"name", "first name"}});
     run_prompt(c, "resumed", "stream 2", "p1");
@@ -240,7 +249,7 @@ TEST(Persistence, ResumeSessionsBringsRunningSessionsBackAsTheyWere) {
   }
   auto args = kFastArgs;
   args.push_back("--resume-sessions");
-  Daemon d(on(state, args));
+  Daemon d(on(state, work, args));
   ASSERT_TRUE(d.wait_log("session_resumed", std::chrono::seconds(20)));
   WsClient c(d.port());
   ready_client(c);
@@ -268,10 +277,11 @@ TEST(Persistence, ResumeSessionsBringsRunningSessionsBackAsTheyWere) {
 // not on whatever is newest in its dir.
 TEST(Persistence, SwitchedSessionFileSurvivesRestart) {
   TempDir state;
-  std::string other = state.path() + "/elsewhere.jsonl";
+  TempDir work;
+  std::string other = work.path() + "/elsewhere.jsonl";
   json before;
   {
-    Daemon d(on(state));
+    Daemon d(on(state, work));
     WsClient c(d.port());
     open_session(c, "switcher");
     run_prompt(c, "switcher", "stream 2", "p1");
@@ -295,7 +305,7 @@ TEST(Persistence, SwitchedSessionFileSurvivesRestart) {
     ::kill(d.pid(), SIGKILL);
     d.wait_exit(std::chrono::seconds(10));
   }
-  Daemon d(on(state));
+  Daemon d(on(state, work));
   WsClient c(d.port());
   ready_client(c);
   auto stored = stored_sessions(c);

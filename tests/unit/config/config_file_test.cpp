@@ -92,8 +92,8 @@ TEST_F(ConfigFile, EachRefusalNamesTheFileLineAndKey) {
   EXPECT_EQ(error("log-format = \"xml\"\n"), p + ":1: key 'log-format': want json|text, not 'xml'\n");
   EXPECT_EQ(error("listen = \"nowhere\"\n"), p + ":1: key 'listen': want HOST:PORT, not 'nowhere'\n");
   EXPECT_EQ(error("listen = \"10.0.0.1:80\"\n"),
-            p + ":1: key 'listen': refusing to listen on non-loopback 10.0.0.1: pi-server has no "
-                "authentication yet\n");
+            p + ":1: key 'listen': refusing to listen on non-loopback 10.0.0.1 without "
+                "authentication: give --auth-tokens or a JWT key (or --insecure-no-auth)\n");
   EXPECT_EQ(error("agent-command = \"\"\n"), p + ":1: key 'agent-command': is empty\n");
 }
 
