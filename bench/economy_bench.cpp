@@ -27,6 +27,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "daemon.hpp"
@@ -141,7 +142,10 @@ int main(int argc, char** argv) {
                                    std::to_string(agents_only ? 0 : hibernate_ms)};
   args.insert(args.end(), {"--warm-agents", warm_agents});
   if (!node_options.empty()) args.insert(args.end(), {"--agent-node-options", node_options});
-  Daemon d({.args = args, .use_fake_agent = false, .env = {}, .binary = {}});
+  Daemon::Options options;
+  options.args = args;
+  options.use_fake_agent = false;
+  Daemon d(std::move(options));
   WsClient c(d.port());
   c.next();  // server_ready
   std::printf("node options: '%s'\n", node_options.c_str());
