@@ -14,13 +14,18 @@
 // options and report per-agent start time, RSS and PSS (no hibernation). --create-latency N:
 // N rounds of create_session with a pool hit in the same cwd and in another cwd (2 s apart)
 // and a pool miss (right after a hit). --hibernate-ms 0: stop after the first memory sample.
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -119,6 +124,64 @@ double timed_ms(const std::function<void()>& f) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
+// One idle WebSocket client on one descriptor, blocking: upgrade, then read the first frame,
+// which must be server_ready. (The tests' WsClient has an io_context of its own: several
+// descriptors each, so 10 000 of them do not fit under this machine's limit of 20 000.)
+int open_idle_websocket(std::uint16_t port, std::string& why) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    why = std::strerror(errno);
+    return -1;
+  }
+  auto fail = [&](std::string reason) {
+    why = std::move(reason);
+    ::close(fd);
+    return -1;
+  };
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+    return fail(std::string("connect: ") + std::strerror(errno));
+  timeval timeout{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  std::string request = "GET / HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+                        "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size()))
+    return fail("send failed");
+  std::string got;
+  auto read_until = [&](auto done) {
+    char chunk[4096];
+    while (!done()) {
+      ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+      if (n <= 0) return false;
+      got.append(chunk, static_cast<std::size_t>(n));
+    }
+    return true;
+  };
+  if (!read_until([&] { return got.find("\r\n\r\n") != std::string::npos; }))
+    return fail("no upgrade response");
+  if (got.rfind("HTTP/1.1 101", 0) != 0) return fail(got.substr(0, got.find('\r')));
+  got.erase(0, got.find("\r\n\r\n") + 4);
+  // A server frame is unmasked: 2 header bytes, then a 16- or 64-bit length if flagged.
+  std::size_t header = 2, length = 0;
+  if (!read_until([&] { return got.size() >= 2; })) return fail("no frame");
+  auto byte = [&](std::size_t i) { return static_cast<unsigned char>(got[i]); };
+  length = byte(1) & 0x7f;
+  if (length == 126) header = 4;
+  if (length == 127) header = 10;
+  if (!read_until([&] { return got.size() >= header; })) return fail("short frame header");
+  if (header > 2) {
+    length = 0;
+    for (std::size_t i = 2; i < header; ++i) length = (length << 8) | byte(i);
+  }
+  if (!read_until([&] { return got.size() >= header + length; })) return fail("short frame");
+  if (got.find("\"server_ready\"", header) == std::string::npos)
+    return fail("first frame is not server_ready");
+  return fd;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -158,18 +221,18 @@ int main(int argc, char** argv) {
     ::setrlimit(RLIMIT_NOFILE, &fds);
     std::this_thread::sleep_for(std::chrono::seconds(1));
     double before = proc_kb(d.pid(), "status", "VmRSS:") / 1024.0;
-    std::vector<std::unique_ptr<WsClient>> idle;
+    std::vector<int> idle;
     std::size_t ready = 0;
     auto t0 = Clock::now();
     for (int i = 0; i < idle_connections; ++i) {
-      try {
-        idle.push_back(std::make_unique<WsClient>(d.port()));
-        auto hello = idle.back()->next(std::chrono::seconds(10));
-        if (hello && (*hello)["type"] == "server_ready") ++ready;
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "connection %d failed: %s\n", i, e.what());
+      std::string why;
+      int fd = open_idle_websocket(d.port(), why);
+      if (fd < 0) {
+        std::fprintf(stderr, "connection %d failed: %s\n", i, why.c_str());
         break;
       }
+      idle.push_back(fd);
+      ++ready;
     }
     double open_s = std::chrono::duration<double>(Clock::now() - t0).count();
     std::this_thread::sleep_for(std::chrono::seconds(2));
@@ -179,6 +242,7 @@ int main(int argc, char** argv) {
                 idle_connections, open_s, m["data"]["connectionCount"].dump().c_str());
     std::printf("daemon RSS: %.1f MB before, %.1f MB after: %.1f MB total, %.2f KB per connection\n",
                 before, after, after - before, (after - before) * 1024.0 / std::max<std::size_t>(ready, 1));
+    for (int fd : idle) ::close(fd);
     return 0;
   }
 

@@ -1,5 +1,6 @@
 // pi-server: wiring and the event loop. The one file that knows every concrete type;
 // the flags are parsed in src/config/flags.cpp.
+#include <algorithm>
 #include <signal.h>
 
 #include <boost/asio/io_context.hpp>
@@ -34,8 +35,21 @@ int main(int argc, char** argv) {
   auto command_line = config::parse_command_line(argc, argv);
   if (!command_line) return command_line.failure();
   log::init(command_line->log_level, command_line->log_format);
-  transport::raise_descriptor_limit();
+  const std::size_t descriptor_limit = transport::raise_descriptor_limit();
+  // --max-connections 0 (the default): what the descriptor limit leaves after the agents.
+  auto connection_cap = [descriptor_limit](const ServerOptions& o) {
+    if (o.max_connections > 0) return o.max_connections;
+    std::size_t agents = o.hibernation.max_live_agents > 0
+                             ? std::min(o.hibernation.max_live_agents, o.max_sessions)
+                             : o.max_sessions;
+    return transport::connection_cap_for(descriptor_limit, agents);
+  };
   ServerOptions options = command_line->options;
+  options.max_connections = connection_cap(options);
+  if (command_line->options.max_connections == 0)
+    log::info("max_connections_sized", {{"maxConnections", options.max_connections},
+                                        {"descriptorLimit", descriptor_limit},
+                                        {"maxSessions", options.max_sessions}});
   config::Reloader reloader(std::move(command_line).value());
   // SIGHUP's steps (config/reloader.hpp). Token files and TLS certificates add theirs here.
   reloader.add_step("log", {"log-level", "log-format"},
@@ -251,11 +265,14 @@ int main(int argc, char** argv) {
                         server.set_max_sessions(next.options.max_sessions);
                         detail = "max-sessions " + std::to_string(next.options.max_sessions);
                       }
-                      if (changed.count("max-connections")) {
-                        server.set_max_connections(next.options.max_connections);
-                        if (listener) listener->set_max_sockets(next.options.max_connections);
+                      if (changed.count("max-connections") ||
+                          (changed.count("max-sessions") && next.options.max_connections == 0)) {
+                        // 0 (sized from the descriptor limit) depends on max-sessions too.
+                        std::size_t cap = connection_cap(next.options);
+                        server.set_max_connections(cap);
+                        if (listener) listener->set_max_sockets(cap);
                         detail += std::string(detail.empty() ? "" : ", ") + "max-connections " +
-                                  std::to_string(next.options.max_connections);
+                                  std::to_string(cap);
                       }
                       return config::ReloadStepOutcome{true, detail};
                     });

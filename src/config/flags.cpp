@@ -154,8 +154,11 @@ Result<CommandLine, ParseStop> parse_arguments(const std::vector<std::string>& a
       ->default_str(default_state_dir().string());
   app.add_option("--max-sessions", options.max_sessions, "Most sessions at once")
       ->capture_default_str()->check(kPositive);
-  app.add_option("--max-connections", options.max_connections, "Most client connections at once")
-      ->capture_default_str()->check(kPositive);
+  // 0: sized at start from the descriptor limit (transport::connection_cap_for).
+  options.max_connections = 0;
+  app.add_option("--max-connections", options.max_connections,
+                 "Most client connections at once (0: sized from the descriptor limit at start)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--max-sessions-per-principal", options.max_sessions_per_principal,
                  "Most sessions one principal may own (0: no cap beyond --max-sessions)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);

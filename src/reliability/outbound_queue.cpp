@@ -21,7 +21,7 @@ SendStatus OutboundQueue::push_event(Frame frame, std::string_view session_id, s
   // Once a session's events are being dropped, keep dropping them until the drop is
   // reported: the consumer must never see a later event before the gap notice. An empty
   // queue takes any event, however large (a 20 MB agent_end must not start a drop).
-  bool over = !frames_.empty() && bytes_ + frame->size() > high_water_;
+  bool over = !empty() && bytes_ + frame->size() > high_water_;
   if (over || it != drops_.end()) {
     if (it == drops_.end()) {
       drops_.emplace(std::string(session_id), DropRange{seq, seq});
@@ -39,8 +39,18 @@ SendStatus OutboundQueue::push_event(Frame frame, std::string_view session_id, s
 }
 
 void OutboundQueue::pop() {
-  bytes_ -= frames_.front()->size();
-  frames_.pop_front();
+  bytes_ -= frames_[head_]->size();
+  frames_[head_++].reset();
+  if (head_ == frames_.size()) {
+    // Drained: start over at the front, and give back a buffer a burst grew.
+    frames_.clear();
+    head_ = 0;
+    if (frames_.capacity() > kKeptCapacity) frames_.shrink_to_fit();
+  } else if (head_ >= kKeptCapacity && head_ * 2 >= frames_.size()) {
+    // Never drained (a steady stream): drop the written prefix, amortized O(1) per frame.
+    frames_.erase(frames_.begin(), frames_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+  }
   report_drops_if_drained();
 }
 

@@ -6,7 +6,6 @@
 // cap the owner closes the connection.
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <string>
 #include <vector>
@@ -25,11 +24,11 @@ class OutboundQueue {
   // Queues an event, or drops it above the high-water mark.
   SendStatus push_event(Frame frame, std::string_view session_id, std::uint64_t seq);
 
-  bool empty() const { return frames_.empty(); }
-  const Frame& front() const { return frames_.front(); }
+  bool empty() const { return head_ == frames_.size(); }
+  const Frame& front() const { return frames_[head_]; }
   // The queued frames, front first (a transport that writes several at once).
-  std::deque<Frame>::const_iterator begin() const { return frames_.begin(); }
-  std::deque<Frame>::const_iterator end() const { return frames_.end(); }
+  std::vector<Frame>::const_iterator begin() const { return frames_.begin() + static_cast<std::ptrdiff_t>(head_); }
+  std::vector<Frame>::const_iterator end() const { return frames_.end(); }
   // Removes the front frame after it was written. When the queue has drained below half
   // the high-water mark, queues one events_dropped frame per session with drops.
   void pop();
@@ -39,13 +38,18 @@ class OutboundQueue {
 
  private:
   void report_drops_if_drained();
+  static constexpr std::size_t kKeptCapacity = 16;
   struct DropRange {
     std::uint64_t from_seq;
     std::uint64_t to_seq;
   };
   std::size_t high_water_;
   std::size_t hard_cap_;
-  std::deque<Frame> frames_;
+  // A vector read from head_ rather than a std::deque: an empty deque still holds a 512-byte
+  // node, and thousands of idle connections each keep an empty queue. Memory is released
+  // when the queue drains (issue 15, idle connections).
+  std::vector<Frame> frames_;
+  std::size_t head_ = 0;
   std::size_t bytes_ = 0;
   std::map<std::string, DropRange, std::less<>> drops_;
   std::uint64_t dropped_total_ = 0;

@@ -182,6 +182,10 @@ asio::awaitable<void> serve_requests(Stream& stream, ServeContext& ctx) {
     }
     if (upgrade) {
       lowest.expires_never();
+      // The WebSocket reads with its own buffer: this one's memory is not kept for the life
+      // of the connection (the upgrade request is fully read; a client waits for the 101).
+      buffer.clear();
+      buffer.shrink_to_fit();
       auto conn = std::make_shared<BasicWebSocketConnection<Stream>>(
           std::move(stream), *ws_handler, limits, std::move(principal));
       // From here on the socket is the connection's; it may be closed to make room
@@ -477,11 +481,11 @@ Result<std::shared_ptr<Listener>> start_listener_on(
   return std::shared_ptr<Listener>(listener);
 }
 
-void raise_descriptor_limit() {
+std::size_t raise_descriptor_limit() {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
     log::warn("fd_limit_unknown", {{"error", std::strerror(errno)}});
-    return;
+    return 1024;
   }
   rlim_t before = limit.rlim_cur;
   rlim_t target = limit.rlim_max;
@@ -496,11 +500,19 @@ void raise_descriptor_limit() {
     if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
       log::warn("fd_limit_raise_failed", {{"softBefore", before}, {"hard", limit.rlim_max},
                                           {"error", std::strerror(errno)}});
-      return;
+      return static_cast<std::size_t>(before);
     }
   }
   ::getrlimit(RLIMIT_NOFILE, &limit);
   log::info("fd_limit", {{"softBefore", before}, {"soft", limit.rlim_cur}, {"hard", limit.rlim_max}});
+  return static_cast<std::size_t>(limit.rlim_cur);
+}
+
+std::size_t connection_cap_for(std::size_t descriptor_limit, std::size_t live_agents) {
+  std::size_t floor = std::min<std::size_t>(1024, std::max<std::size_t>(descriptor_limit / 2, 1));
+  std::size_t reserved = kDescriptorReserve + kDescriptorsPerAgent * live_agents;
+  std::size_t left = descriptor_limit > reserved ? descriptor_limit - reserved : 0;
+  return std::clamp(left, floor, std::max(floor, kMaxDefaultConnections));
 }
 
 }  // namespace pi_server::transport

@@ -62,8 +62,18 @@ Result<std::shared_ptr<Listener>> start_listener_on(
     std::size_t max_sockets = 0, const TlsOptions& tls = {});
 
 // Raises the soft RLIMIT_NOFILE to the hard limit and logs both (fd_limit): sockets, agent
-// pipes and pidfds all need descriptors, and the default soft limit is often 1024.
-void raise_descriptor_limit();
+// pipes and pidfds all need descriptors, and the default soft limit is often 1024. Returns
+// the soft limit in force afterwards.
+std::size_t raise_descriptor_limit();
+
+// The default --max-connections (0 on the command line): what the descriptor limit leaves
+// once every live agent has its descriptors (kDescriptorsPerAgent each, plus a fixed reserve
+// for the database, logs and the listener), at least min(1024, limit / 2) and at most
+// kMaxDefaultConnections (memory, not descriptors, bounds a larger fleet: set it explicitly).
+inline constexpr std::size_t kDescriptorsPerAgent = 5;
+inline constexpr std::size_t kDescriptorReserve = 64;
+inline constexpr std::size_t kMaxDefaultConnections = 65536;
+std::size_t connection_cap_for(std::size_t descriptor_limit, std::size_t live_agents);
 
 // Serves the stdio transport on fds 0 (JSON lines in) and 1 (JSON lines out).
 std::shared_ptr<Connection> start_stdio(boost::asio::io_context& io, ConnectionHandler& handler,

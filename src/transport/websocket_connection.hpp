@@ -58,6 +58,8 @@ class BasicWebSocketConnection : public Connection,
   // reading and discarding after its close frame before it closes the socket.
   static constexpr std::chrono::milliseconds kLingerTime{2000};
   static constexpr std::size_t kLingerMaxBytes = 64u << 20;
+  // The read buffer kept between messages; a larger one is released after its message.
+  static constexpr std::size_t kKeptReadBuffer = 16u << 10;
 
   // `stream`: connected (and for TLS, handshaken) with the upgrade request already read.
   BasicWebSocketConnection(NextLayer stream, ConnectionHandler& handler,

@@ -105,6 +105,9 @@ asio::awaitable<void> BasicWebSocketConnection<NextLayer>::run(http::request<htt
   }));
 
   auto [accept_ec] = co_await ws_.async_accept(request, kTuple);
+  // The upgrade request lives in this frame for as long as the connection does: free its
+  // headers now (an idle connection should cost little more than its socket).
+  request = {};
   if (accept_ec) {
     log::debug("websocket_handshake_failed", {{"conn", id_}, {"error", accept_ec.message()}});
     co_return;
@@ -137,6 +140,8 @@ asio::awaitable<void> BasicWebSocketConnection<NextLayer>::run(http::request<htt
                           std::string_view(static_cast<const char*>(data.data()), data.size()));
     }
     buffer.consume(buffer.size());
+    // A large message grew the buffer: give it back rather than hold it while idle.
+    if (buffer.capacity() > kKeptReadBuffer) buffer.shrink_to_fit();
   }
   open_ = false;
   broken_ = true;  // from here on the writer stops and abort_connection does nothing

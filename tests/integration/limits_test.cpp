@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -78,6 +80,42 @@ TEST(Limits, MaxSessionsAndMaxConnections) {
   auto r = third.next();
   ASSERT_TRUE(r);
   EXPECT_EQ((*r)["code"], "limit_reached");
+}
+
+// --max-connections 0 (the default) is sized from the descriptor limit the daemon inherits
+// (it raises its soft limit to the hard one): the limit less 64 and 5 per possible live agent,
+// at least min(1024, limit / 2). The limit is set by a shell that then runs the daemon, so
+// this test process keeps its own (without CAP_SYS_RESOURCE it could not raise it back).
+TEST(Limits, DefaultMaxConnectionsIsSizedFromTheDescriptorLimit) {
+  TempDir dir;
+  auto cap_with = [&](int hard, std::vector<std::string> args) -> json {
+    std::string wrapper = dir.path() + "/pi-server-" + std::to_string(hard);
+    std::ofstream(wrapper) << "#!/bin/sh\nulimit -S -n 1024 && ulimit -H -n " << hard << " && exec '"
+                           << daemon_binary() << "' \"$@\"\n";
+    std::filesystem::permissions(wrapper, std::filesystem::perms::owner_all);
+    Daemon::Options options;
+    options.args = args;
+    options.binary = wrapper;
+    Daemon d(std::move(options));
+    WsClient c(d.port());
+    auto hello = c.next();
+    if (!hello) return json();
+    bool sized = std::find(args.begin(), args.end(), "--max-connections") == args.end();
+    std::size_t logged = 0;
+    for (const auto& line : d.logs())
+      if (line.value("msg", "") == "max_connections_sized") {
+        ++logged;
+        EXPECT_EQ(line["maxConnections"], (*hello)["data"]["limits"]["maxConnections"]);
+        EXPECT_EQ(line["descriptorLimit"], hard);
+      }
+    EXPECT_EQ(logged, sized ? 1u : 0u) << "max_connections_sized is logged when the cap is sized";
+    return (*hello)["data"]["limits"]["maxConnections"];
+  };
+  EXPECT_EQ(cap_with(4096, {"--max-sessions", "10"}), 4096 - 64 - 5 * 10);
+  EXPECT_EQ(cap_with(4096, {"--max-sessions", "100", "--max-live-agents", "2"}), 4096 - 64 - 5 * 2)
+      << "only live agents hold descriptors";
+  EXPECT_EQ(cap_with(1500, {}), 750) << "256 sessions would leave 156: the floor is limit / 2";
+  EXPECT_EQ(cap_with(4096, {"--max-connections", "7"}), 7) << "an explicit cap is kept";
 }
 
 TEST(Limits, MetricsEndpointIsValidPrometheusText) {

@@ -60,7 +60,9 @@ TEST(Logs, AtDebugTheTextIsThereOnlyInDebugLinesAndEveryCommandLineHasItsId) {
     }
     EXPECT_EQ(text.find(kSecret), std::string::npos) << text;
     // A line about a command names it by type and id.
-    if (line.contains("command")) EXPECT_TRUE(line.contains("cmd")) << text;
+    if (line.contains("command")) {
+      EXPECT_TRUE(line.contains("cmd")) << text;
+    }
     if (line.value("msg", "") == "command_finished" && line.value("cmd", "") == "p1") {
       finished_p1 = true;
       EXPECT_EQ(line["command"], "prompt");

@@ -96,14 +96,25 @@ Daemon::Daemon(Options options)
   stderr_thread_ = std::thread([this] { collect_stderr(); });
   const char* ready_msg = options.stdio_only ? "serving_stdio" : "listening";
   auto line = wait_log(ready_msg, std::chrono::seconds(20));
-  if (!line) throw std::runtime_error("daemon did not become ready");
+  if (!line) {
+    // The destructor does not run for a constructor that throws: stop the process and the
+    // stderr thread here (a joinable std::thread would terminate the test binary).
+    release();
+    std::string last;
+    for (const auto& logged : logs()) last = logged.dump();
+    throw std::runtime_error("daemon did not become ready; last log line: " + last);
+  }
   if (!options.stdio_only) {
     std::string address = (*line)["address"];
     port_ = static_cast<std::uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
   }
 }
 
-Daemon::~Daemon() {
+Daemon::~Daemon() { release(); }
+
+void Daemon::release() {
+  if (released_) return;
+  released_ = true;
   if (!exit_code_) {
     ::kill(pid_, SIGKILL);
     wait_exit(std::chrono::seconds(10));

@@ -79,6 +79,9 @@ class Daemon {
 
  private:
   void collect_stderr();
+  // Kills the process unless it has exited, closes its pipes, joins the stderr reader; once.
+  void release();
+  bool released_ = false;
 
   TempDir state_;
   std::string state_dir_;  // state_'s path, or Options::state_dir

@@ -39,3 +39,33 @@ TEST(OutboundQueue, EventsOverHighWaterAreDroppedThenReportedOnce) {
   EXPECT_EQ(q.push_event(frame_of(10), "s", 4), SendStatus::queued);
   EXPECT_EQ(q.bytes(), 10u);
 }
+
+TEST(OutboundQueue, KeepsOrderWhileItNeverDrainsAndWhenItDrains) {
+  // A writer that never catches up (the queue compacts its written prefix) and one that
+  // does (the queue starts over): either way frames come out in the order they went in.
+  OutboundQueue q(1u << 20, 1u << 20);
+  int next_in = 0, next_out = 0;
+  auto push = [&](int n) {
+    for (int i = 0; i < n; ++i) q.push_control(make_frame(std::to_string(next_in++)));
+  };
+  auto pop = [&](int n) {
+    for (int i = 0; i < n && !q.empty(); ++i) {
+      EXPECT_EQ(*q.front(), std::to_string(next_out++));
+      q.pop();
+    }
+  };
+  for (int round = 0; round < 50; ++round) {
+    push(7);
+    pop(5);
+  }
+  std::size_t queued = 0;
+  for (auto it = q.begin(); it != q.end(); ++it) EXPECT_EQ(**it, std::to_string(next_out + static_cast<int>(queued++)));
+  EXPECT_EQ(queued, static_cast<std::size_t>(next_in - next_out));
+  pop(next_in - next_out);
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.bytes(), 0u);
+  push(3);
+  pop(3);
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(next_out, next_in);
+}
