@@ -126,6 +126,28 @@ void closable_until_upgrade(ServeContext& ctx, Stream& stream) {
                                        }});
 }
 
+// Gives the socket's slot back to the listener's table when the socket is done: at the end
+// of serve_http for plain HTTP, or when an upgraded WebSocket's run() ends (it is moved along).
+class SlotRelease {
+ public:
+  SlotRelease(std::shared_ptr<SocketAccounting> accounting, std::uint64_t slot)
+      : accounting_(std::move(accounting)), slot_(slot) {}
+  SlotRelease(SlotRelease&& other) noexcept
+      : accounting_(std::move(other.accounting_)), slot_(other.slot_) {}
+  SlotRelease(const SlotRelease&) = delete;
+  SlotRelease& operator=(const SlotRelease&) = delete;
+  SlotRelease& operator=(SlotRelease&&) = delete;
+  ~SlotRelease() {
+    if (!accounting_) return;  // moved along
+    accounting_->table.remove(slot_);
+    accounting_->stats.open_sockets = accounting_->table.size();
+  }
+
+ private:
+  std::shared_ptr<SocketAccounting> accounting_;
+  std::uint64_t slot_;
+};
+
 void shutdown_send(lingering::Stream& stream) {
   beast::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -134,7 +156,7 @@ void shutdown_send(lingering::Stream& stream) {
 // HTTP requests on one connection (ws:// or wss://, http:// or https://) until it closes
 // or upgrades to a WebSocket, which then owns the stream.
 template <class Stream>
-asio::awaitable<void> serve_requests(Stream& stream, ServeContext& ctx) {
+asio::awaitable<void> serve_requests(Stream& stream, ServeContext& ctx, SlotRelease& release) {
   auto& lowest = beast::get_lowest_layer(stream);
   auto* ws_handler = ctx.ws_handler;
   auto* authenticator = ctx.authenticator;
@@ -182,10 +204,7 @@ asio::awaitable<void> serve_requests(Stream& stream, ServeContext& ctx) {
     }
     if (upgrade) {
       lowest.expires_never();
-      // The WebSocket reads with its own buffer: this one's memory is not kept for the life
-      // of the connection (the upgrade request is fully read; a client waits for the 101).
-      buffer.clear();
-      buffer.shrink_to_fit();
+      auto executor = lowest.get_executor();
       auto conn = std::make_shared<BasicWebSocketConnection<Stream>>(
           std::move(stream), *ws_handler, limits, std::move(principal));
       // From here on the socket is the connection's; it may be closed to make room
@@ -193,7 +212,15 @@ asio::awaitable<void> serve_requests(Stream& stream, ServeContext& ctx) {
       // it, and while it closes, it may).
       ctx.accounting->table.set(ctx.slot, {[c = conn.get()] { return !c->admitted(); },
                                            [c = conn.get()] { c->evict(); }});
-      co_await conn->run(std::move(request));
+      // The connection runs as a coroutine of its own, which owns the slot: this one and
+      // serve_http end now, so an idle WebSocket does not keep their frames, the HTTP read
+      // buffer and the moved-from stream (issue 15: thousands of idle editor sockets). The
+      // upgrade request was read whole; a client sends nothing before the 101.
+      // The handler keeps the connection alive until run() has taken its own reference.
+      asio::co_spawn(executor, conn->run(std::move(request)),
+                     [conn, release = std::move(release)](std::exception_ptr e) {
+                       log_coroutine_failure(std::move(e));
+                     });
       co_return;
     }
     HttpAnswer answer = ctx.http_handler.handle_http(request.method_string(), request.target(),
@@ -218,18 +245,11 @@ asio::awaitable<void> serve_requests(Stream& stream, ServeContext& ctx) {
 asio::awaitable<void> serve_http(tcp::socket socket, ServeContext ctx,
                                  std::shared_ptr<ssl::context> tls) {
   if (!ctx.accounting->table.contains(ctx.slot)) co_return;  // listener gone meanwhile
-  struct Release {
-    SocketAccounting& accounting;
-    std::uint64_t slot;
-    ~Release() {
-      accounting.table.remove(slot);
-      accounting.stats.open_sockets = accounting.table.size();
-    }
-  } release{*ctx.accounting, ctx.slot};
+  SlotRelease release(ctx.accounting, ctx.slot);
   lingering::Stream tcp_stream(std::move(socket));
   if (!tls) {
     closable_until_upgrade(ctx, tcp_stream);
-    co_await serve_requests(tcp_stream, ctx);
+    co_await serve_requests(tcp_stream, ctx, release);
     co_return;
   }
   // TLS: the handshake first; a client that speaks plain HTTP or ws:// here fails it and is
@@ -243,7 +263,7 @@ asio::awaitable<void> serve_http(tcp::socket socket, ServeContext ctx,
     log::debug("tls_handshake_failed", {{"error", ec.message()}});
     co_return;
   }
-  co_await serve_requests(stream, ctx);
+  co_await serve_requests(stream, ctx, release);
 }
 
 // A server context from PEM files: TLS 1.2 or later, the key checked against the

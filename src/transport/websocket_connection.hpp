@@ -1,11 +1,10 @@
 #pragma once
-// One WebSocket client: a reader coroutine feeding the core and a writer coroutine
-// draining a bounded outbound queue, one async_write in flight (STYLE §4).
+// One WebSocket client: a reader coroutine feeding the core and, while frames are queued,
+// a writer coroutine draining the bounded outbound queue, one async_write in flight (STYLE §4).
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/stream.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/rate_policy.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -96,11 +95,10 @@ class BasicWebSocketConnection : public Connection,
   ConnectionLimits limits_;
   Principal principal_;  // authenticated at the upgrade
   reliability::OutboundQueue queue_;
-  boost::asio::steady_timer wake_;
   bool open_ = false;             // handshake done, not yet closed
   bool close_requested_ = false;  // flush, then send a close frame
   bool broken_ = false;           // stop writing now
-  bool writer_done_ = false;
+  bool writer_running_ = false;  // a writer coroutine is draining the queue (or closing)
   bool close_sent_ = false;       // a close frame is on its way (ours or Beast's echo)
 };
 

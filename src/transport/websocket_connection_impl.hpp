@@ -9,7 +9,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
-#include <vector>
+#include <array>
 
 #include "observability/log.hpp"
 #include "transport/awaitable_token.hpp"
@@ -72,8 +72,7 @@ BasicWebSocketConnection<NextLayer>::BasicWebSocketConnection(NextLayer stream,
       handler_(handler),
       limits_(limits),
       principal_(std::move(principal)),
-      queue_(limits.high_water_bytes, limits.hard_cap_bytes),
-      wake_(ws_.get_executor()) {}
+      queue_(limits.high_water_bytes, limits.hard_cap_bytes) {}
 
 template <class NextLayer>
 asio::awaitable<void> BasicWebSocketConnection<NextLayer>::run(http::request<http::string_body> request) {
@@ -113,8 +112,7 @@ asio::awaitable<void> BasicWebSocketConnection<NextLayer>::run(http::request<htt
     co_return;
   }
   open_ = true;
-  handler_.on_open(self);
-  asio::co_spawn(ws_.get_executor(), writer(), log_coroutine_failure);
+  handler_.on_open(self);  // queues server_ready, which starts the writer
 
   beast::flat_buffer buffer;
   for (;;) {
@@ -145,7 +143,6 @@ asio::awaitable<void> BasicWebSocketConnection<NextLayer>::run(http::request<htt
   }
   open_ = false;
   broken_ = true;  // from here on the writer stops and abort_connection does nothing
-  wake_writer();
   handler_.on_close(*this);  // once: nothing more is sent on this connection
   co_await linger();
 }
@@ -161,11 +158,14 @@ asio::awaitable<void> BasicWebSocketConnection<NextLayer>::linger() {
   // One deadline for the whole drain: on expiry tcp_stream closes the socket and the
   // pending read ends with beast::error::timeout.
   stream.expires_after(kLingerTime);
-  std::vector<char> buffer(16 * 1024);
+  // What the peer still sends is thrown away: every lingering connection reads into the same
+  // buffer (one loop thread), so ten thousand clients leaving at once cost no 16 KB each.
+  static std::array<char, 16 * 1024> discarded;
+  auto buffer = asio::buffer(discarded);
   std::size_t drained = 0;
   boost::system::error_code ec;
   while (drained < kLingerMaxBytes) {
-    auto [read_ec, n] = co_await stream.async_read_some(asio::buffer(buffer), kTuple);
+    auto [read_ec, n] = co_await stream.async_read_some(buffer, kTuple);
     drained += n;
     if (read_ec) {
       ec = read_ec;
@@ -185,13 +185,7 @@ asio::awaitable<void> BasicWebSocketConnection<NextLayer>::linger() {
 template <class NextLayer>
 asio::awaitable<void> BasicWebSocketConnection<NextLayer>::writer() {
   auto self = this->shared_from_this();
-  while (!broken_) {
-    if (queue_.empty()) {
-      if (close_requested_) break;
-      wake_.expires_at(asio::steady_timer::time_point::max());
-      co_await wake_.async_wait(kTuple);
-      continue;
-    }
+  while (!broken_ && !queue_.empty()) {
     Frame frame = queue_.front();
     ws_.text(true);
     auto [ec, n] = co_await ws_.async_write(asio::buffer(*frame), kTuple);
@@ -205,17 +199,24 @@ asio::awaitable<void> BasicWebSocketConnection<NextLayer>::writer() {
     }
     queue_.pop();
   }
-  if (close_requested_ && !broken_ && !close_sent_) {
+  if (close_requested_ && !broken_ && !close_sent_ && queue_.empty()) {
     close_sent_ = true;
     // Close handshake; the reader then ends with websocket::error::closed.
     auto [ec] = co_await ws_.async_close(websocket::close_code::going_away, kTuple);
     if (ec) abort_connection("close failed");
   }
-  writer_done_ = true;
+  writer_running_ = false;
 }
 
 template <class NextLayer>
-void BasicWebSocketConnection<NextLayer>::wake_writer() { wake_.cancel(); }
+void BasicWebSocketConnection<NextLayer>::wake_writer() {
+  // The writer runs only while there is something to write or a close to send: an idle
+  // connection holds no writer coroutine and no timer (issue 15, idle connections).
+  if (writer_running_ || broken_ || !open_) return;
+  if (queue_.empty() && !close_requested_) return;
+  writer_running_ = true;
+  asio::co_spawn(ws_.get_executor(), writer(), log_coroutine_failure);
+}
 
 template <class NextLayer>
 void BasicWebSocketConnection<NextLayer>::evict() {
@@ -224,8 +225,7 @@ void BasicWebSocketConnection<NextLayer>::evict() {
   boost::system::error_code ignored;
   auto& socket = beast::get_lowest_layer(ws_).socket();
   socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  beast::get_lowest_layer(ws_).close();
-  wake_writer();
+  beast::get_lowest_layer(ws_).close();  // a writer in async_write ends with an error
 }
 
 template <class NextLayer>
@@ -235,8 +235,7 @@ void BasicWebSocketConnection<NextLayer>::abort_connection(const char* why) {
   log::debug("websocket_abort", {{"conn", id_}, {"why", why}});
   boost::system::error_code ignored;
   beast::get_lowest_layer(ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  beast::get_lowest_layer(ws_).socket().close(ignored);
-  wake_writer();
+  beast::get_lowest_layer(ws_).socket().close(ignored);  // ends a writer's async_write
 }
 
 template <class NextLayer>
