@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -205,6 +206,10 @@ int main(int argc, char** argv) {
                                    std::to_string(agents_only ? 0 : hibernate_ms)};
   args.insert(args.end(), {"--warm-agents", warm_agents});
   if (!node_options.empty()) args.insert(args.end(), {"--agent-node-options", node_options});
+  // Sessions work where the benchmark runs (the default cwd) or in `other` (another cwd).
+  TempDir other;
+  args.insert(args.end(), {"--workspace-root", std::filesystem::current_path().string(),
+                           "--workspace-root", other.path()});
   Daemon::Options options;
   options.args = args;
   options.use_fake_agent = false;
@@ -249,7 +254,6 @@ int main(int argc, char** argv) {
   if (create_latency > 0) {
     // Pool hits, 2 s apart (the pool has refilled): same cwd, then another cwd; then pool
     // misses: a create right after a hit finds the pool still refilling.
-    TempDir other;
     std::vector<double> same_ms, other_ms, miss_ms;
     auto create = [&](const std::string& id, const std::string& cwd) {
       return timed_ms([&] {
