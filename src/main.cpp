@@ -268,7 +268,10 @@ int main(int argc, char** argv) {
                       if (changed.count("max-connections") ||
                           (changed.count("max-sessions") && next.options.max_connections == 0)) {
                         // 0 (sized from the descriptor limit) depends on max-sessions too.
-                        std::size_t cap = connection_cap(next.options);
+                        // max-live-agents needs a restart: size with the running one.
+                        ServerOptions sized = next.options;
+                        sized.hibernation.max_live_agents = options.hibernation.max_live_agents;
+                        std::size_t cap = connection_cap(sized);
                         server.set_max_connections(cap);
                         if (listener) listener->set_max_sockets(cap);
                         detail += std::string(detail.empty() ? "" : ", ") + "max-connections " +

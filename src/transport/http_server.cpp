@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <set>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -49,29 +50,51 @@ class SocketTable {
     auto id = next_id_++;
     // Not evictable until its coroutine runs and says how to close it.
     entries_.emplace(id, Entry{[] { return false; }, [] {}});
+    before_upgrade_.insert(id);
     return id;
   }
   void set(std::uint64_t id, Entry entry) {
     if (auto it = entries_.find(id); it != entries_.end()) it->second = std::move(entry);
   }
-  void remove(std::uint64_t id) { entries_.erase(id); }
+  // The socket now belongs to its WebSocket connection.
+  void upgraded(std::uint64_t id) { before_upgrade_.erase(id); }
+  void remove(std::uint64_t id) {
+    entries_.erase(id);
+    before_upgrade_.erase(id);
+  }
   bool contains(std::uint64_t id) const { return entries_.count(id) != 0; }
   std::size_t size() const { return entries_.size(); }
+  // Sockets not (yet) handed to a WebSocket: waiting for a request, in TLS or plain HTTP.
+  std::size_t before_upgrade() const { return before_upgrade_.size(); }
 
-  // Closes and forgets the oldest evictable socket; false if there is none.
-  bool evict_oldest() {
-    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-      if (!it->second.evictable()) continue;
-      auto close = std::move(it->second.close);
-      entries_.erase(it);
-      close();
-      return true;
+  // Closes and forgets the oldest evictable socket that has not upgraded; false if none.
+  bool evict_oldest_before_upgrade() {
+    for (auto id : before_upgrade_) {
+      auto it = entries_.find(id);
+      if (it != entries_.end() && it->second.evictable()) return close_entry(it);
     }
+    return false;
+  }
+  // Closes and forgets the oldest evictable socket (one before its upgrade first, then a
+  // WebSocket in its handshake or closing); false if there is none.
+  bool evict_oldest() {
+    if (evict_oldest_before_upgrade()) return true;
+    for (auto it = entries_.begin(); it != entries_.end(); ++it)
+      if (it->second.evictable()) return close_entry(it);
     return false;
   }
 
  private:
+  bool close_entry(std::map<std::uint64_t, Entry>::iterator it) {
+    auto close = std::move(it->second.close);
+    before_upgrade_.erase(it->first);
+    entries_.erase(it);
+    close();
+    return true;
+  }
+
   std::map<std::uint64_t, Entry> entries_;  // ids grow: map order is age
+  std::set<std::uint64_t> before_upgrade_;   // the same ids, oldest first
   std::uint64_t next_id_ = 0;
 };
 
@@ -212,6 +235,7 @@ asio::awaitable<void> serve_requests(Stream& stream, ServeContext& ctx, SlotRele
       // it, and while it closes, it may).
       ctx.accounting->table.set(ctx.slot, {[c = conn.get()] { return !c->admitted(); },
                                            [c = conn.get()] { c->evict(); }});
+      ctx.accounting->table.upgraded(ctx.slot);
       // The connection runs as a coroutine of its own, which owns the slot: this one and
       // serve_http end now, so an idle WebSocket does not keep their frames, the HTTP read
       // buffer and the moved-from stream (issue 15: thousands of idle editor sockets). The
@@ -433,6 +457,16 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
         co_await backoff.async_wait(kTuple);
         continue;
       }
+      // Sockets that have not upgraded (no credentials checked yet, each may hold a
+      // request buffer) have their own bound, whatever --max-connections allows for
+      // WebSocket clients: past it the oldest of them makes room.
+      if (table.before_upgrade() >= kMaxSocketsBeforeUpgrade &&
+          table.evict_oldest_before_upgrade()) {
+        ++stats.evicted_total;
+        evicted_warning_.note("sockets before their upgrade (max " +
+                                  std::to_string(kMaxSocketsBeforeUpgrade) + ")",
+                              stats.evicted_total);
+      }
       bool over_cap = false;
       if (max_sockets_ > 0 && table.size() >= max_sockets_) {
         if (table.evict_oldest()) {
@@ -530,7 +564,10 @@ std::size_t raise_descriptor_limit() {
 
 std::size_t connection_cap_for(std::size_t descriptor_limit, std::size_t live_agents) {
   std::size_t floor = std::min<std::size_t>(1024, std::max<std::size_t>(descriptor_limit / 2, 1));
-  std::size_t reserved = kDescriptorReserve + kDescriptorsPerAgent * live_agents;
+  // (An absurd --max-sessions must not overflow: it reserves everything.)
+  std::size_t reserved = live_agents >= descriptor_limit
+                             ? descriptor_limit
+                             : kDescriptorReserve + kDescriptorsPerAgent * live_agents;
   std::size_t left = descriptor_limit > reserved ? descriptor_limit - reserved : 0;
   return std::clamp(left, floor, std::max(floor, kMaxDefaultConnections));
 }

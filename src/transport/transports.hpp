@@ -73,6 +73,11 @@ std::size_t raise_descriptor_limit();
 inline constexpr std::size_t kDescriptorsPerAgent = 5;
 inline constexpr std::size_t kDescriptorReserve = 64;
 inline constexpr std::size_t kMaxDefaultConnections = 65536;
+// However large the connection cap, at most this many sockets may be open before their
+// WebSocket upgrade (waiting for a request, in TLS, plain HTTP keep-alive): they are not
+// authenticated yet and each may hold a request buffer (16 KB of headers, 64 KB of body).
+// Past it the oldest of them is closed to make room (socket_evicted).
+inline constexpr std::size_t kMaxSocketsBeforeUpgrade = 1024;
 std::size_t connection_cap_for(std::size_t descriptor_limit, std::size_t live_agents);
 
 // Serves the stdio transport on fds 0 (JSON lines in) and 1 (JSON lines out).

@@ -185,6 +185,11 @@ asio::awaitable<void> BasicWebSocketConnection<NextLayer>::linger() {
 template <class NextLayer>
 asio::awaitable<void> BasicWebSocketConnection<NextLayer>::writer() {
   auto self = this->shared_from_this();
+  // However this coroutine ends (an exception too), a later frame can start a writer again.
+  struct Running {
+    bool& flag;
+    ~Running() { flag = false; }
+  } running{writer_running_};
   while (!broken_ && !queue_.empty()) {
     Frame frame = queue_.front();
     ws_.text(true);
@@ -205,7 +210,6 @@ asio::awaitable<void> BasicWebSocketConnection<NextLayer>::writer() {
     auto [ec] = co_await ws_.async_close(websocket::close_code::going_away, kTuple);
     if (ec) abort_connection("close failed");
   }
-  writer_running_ = false;
 }
 
 template <class NextLayer>

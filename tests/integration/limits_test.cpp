@@ -87,6 +87,9 @@ TEST(Limits, MaxSessionsAndMaxConnections) {
 // at least min(1024, limit / 2). The limit is set by a shell that then runs the daemon, so
 // this test process keeps its own (without CAP_SYS_RESOURCE it could not raise it back).
 TEST(Limits, DefaultMaxConnectionsIsSizedFromTheDescriptorLimit) {
+  rlimit own{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &own), 0);
+  if (own.rlim_max < 4096) GTEST_SKIP() << "needs a hard descriptor limit of at least 4096";
   TempDir dir;
   auto cap_with = [&](int hard, std::vector<std::string> args) -> json {
     std::string wrapper = dir.path() + "/pi-server-" + std::to_string(hard);
@@ -292,6 +295,33 @@ TEST(Limits, SocketsThatNeverFinishAHandshakeCountAgainstMaxConnections) {
   auto m = c.request({{"type", "get_metrics"}, {"id", "m"}});
   EXPECT_GE(m["data"]["listener"]["evictedTotal"].get<std::int64_t>(), 20);
   EXPECT_EQ(m["data"]["listener"]["shedTotal"].get<std::int64_t>(), 0);
+}
+
+// The connection cap sized from the descriptor limit may be tens of thousands; sockets that
+// have not upgraded (unauthenticated, each may hold a request buffer) stay bounded at 1024:
+// past it the oldest of them is closed, and a WebSocket client is still served.
+TEST(Limits, SocketsBeforeTheirUpgradeStayBoundedUnderALargeConnectionCap) {
+  rlimit own{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &own), 0);
+  if (own.rlim_cur < 2048) GTEST_SKIP() << "needs a descriptor limit of at least 2048";
+  Daemon d({.args = {"--max-connections", "5000"}});
+  std::vector<RawSocket> idle;
+  idle.reserve(1100);
+  for (int i = 0; i < 1100; ++i) {
+    idle.emplace_back(d.port(), std::chrono::seconds(3));
+    ASSERT_TRUE(idle.back().connected()) << i;
+  }
+  WsClient c(d.port());
+  auto ready = c.next();
+  ASSERT_TRUE(ready);
+  EXPECT_EQ((*ready)["type"], "server_ready");
+  EXPECT_EQ((*ready)["data"]["limits"]["maxConnections"], 5000);
+  EXPECT_TRUE(idle.front().closed_by_peer()) << "the oldest socket that sent nothing made room";
+  auto m = c.request({{"type", "get_metrics"}, {"id", "m"}});
+  const auto& listener = m["data"]["listener"];
+  EXPECT_GE(listener["evictedTotal"].get<std::int64_t>(), 1100 - 1024);
+  // 1024 sockets before their upgrade at most, plus this client (and the one being accepted).
+  EXPECT_LE(listener["openSockets"].get<std::int64_t>(), 1024 + 2);
 }
 
 // Raising the soft descriptor limit to the hard one at start, and saying so.
