@@ -13,14 +13,26 @@ using nlohmann::json;
 
 namespace {
 
+// `j[key]` when `j` is an object holding a string there, else `fallback`. A request body is
+// whatever the client sent: json::value() throws on a field of another type.
+std::string string_field(const json& j, const char* key, std::string fallback = {}) {
+  if (!j.is_object()) return fallback;
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+json field(const json& j, const char* key) {
+  if (!j.is_object()) return json();
+  auto it = j.find(key);
+  return it != j.end() ? *it : json();
+}
+
 std::string text_of(const json& content) {
   if (content.is_string()) return content.get<std::string>();
   std::string out;
   if (content.is_array())
     for (const auto& part : content)
-      if (part.is_object() && part.value("type", "") == "text" && part.contains("text") &&
-          part["text"].is_string())
-        out += part["text"].get<std::string>();
+      if (string_field(part, "type") == "text") out += string_field(part, "text");
   return out;
 }
 
@@ -77,18 +89,18 @@ HttpAnswer answer_chat_completion(std::string_view request_body) {
     a.body = R"({"error":{"message":"expected a chat.completions request","type":"invalid_request_error"}})";
     return a;
   }
-  std::string model = req.value("model", std::string(kModelId));
+  std::string model = string_field(req, "model", std::string(kModelId));
   const json& messages = req["messages"];
   const json* last = messages.empty() ? nullptr : &messages.back();
-  if (last && last->value("role", "") == "tool") {
-    std::string result = text_of(last->value("content", json()));
+  if (last && string_field(*last, "role") == "tool") {
+    std::string result = text_of(field(*last, "content"));
     while (!result.empty() && (result.back() == '\n' || result.back() == ' ')) result.pop_back();
     return stream_text(model, {"Tool said: \"", result, "\". Done."});
   }
   std::string prompt;
   for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
-    if (it->value("role", "") == "user") {
-      prompt = text_of(it->value("content", json()));
+    if (string_field(*it, "role") == "user") {
+      prompt = text_of(field(*it, "content"));
       break;
     }
   }

@@ -56,6 +56,23 @@ TEST(DemoModel, BadRequestIs400) {
   EXPECT_EQ(demo::answer_chat_completion("garbage").status, 400u);
 }
 
+// Found by the demo_request fuzzer: a field of another type than expected threw out of
+// answer_chat_completion (json::value) instead of being ignored.
+TEST(DemoModel, FieldsOfAnotherTypeAreIgnored) {
+  auto a = demo::answer_chat_completion(
+      R"({"model":true,"messages":[{"role":"user","content":"stream 1"}]})");
+  EXPECT_EQ(a.status, 200u);
+  EXPECT_EQ(streamed_text(a.body), "w0 ");
+  a = demo::answer_chat_completion(
+      R"({"messages":[1,"x",{"role":5,"content":{"a":1}},)"
+      R"({"role":"user","content":[{"type":7,"text":"no"},{"type":"text","text":9},5,)"
+      R"({"type":"text","text":"stream 2"}]}]})");
+  EXPECT_EQ(a.status, 200u);
+  EXPECT_EQ(streamed_text(a.body), "w0 w1 ");
+  a = demo::answer_chat_completion(R"({"messages":[{"role":"tool","content":7}]})");
+  EXPECT_EQ(a.status, 200u);
+}
+
 TEST(DemoModel, ModelsJsonKeepsUserProviders) {
   auto dir = std::filesystem::temp_directory_path() / ("demo-test-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
