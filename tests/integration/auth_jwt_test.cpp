@@ -43,15 +43,6 @@ std::vector<std::string> jwt_args(const std::string& key_flag, const std::string
           "--jwt-clock-skew-seconds", "30"};
 }
 
-std::optional<json> opened_as(Daemon& d, const std::string& principal) {
-  for (int i = 0; i < 50; ++i) {
-    for (const auto& line : d.logs_with_msg("connection_opened"))
-      if (line.value("principal", "") == principal) return line;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 TEST(AuthJwt, Hs256ValidTokenLetsTheSubjectInAndEveryBadOneGets401) {
@@ -60,7 +51,7 @@ TEST(AuthJwt, Hs256ValidTokenLetsTheSubjectInAndEveryBadOneGets401) {
 
   WsClient carol(d.port(), {.bearer_token = make_jwt_hs256(good_claims(), kSecret)});
   ASSERT_TRUE(carol.next());
-  auto line = opened_as(d, "carol");
+  auto line = connection_opened_as(d, "carol");
   ASSERT_TRUE(line);
   EXPECT_EQ((*line)["admin"], false);
   auto admin_claims = good_claims("dave");
@@ -68,7 +59,7 @@ TEST(AuthJwt, Hs256ValidTokenLetsTheSubjectInAndEveryBadOneGets401) {
   WsClient dave(d.port(), {.subprotocols = "pi-server.v1, bearer." + make_jwt_hs256(admin_claims, kSecret)});
   EXPECT_EQ(dave.accepted_subprotocol(), "pi-server.v1");
   ASSERT_TRUE(dave.next());
-  auto dave_line = opened_as(d, "dave");
+  auto dave_line = connection_opened_as(d, "dave");
   ASSERT_TRUE(dave_line);
   EXPECT_EQ((*dave_line)["admin"], true);
 
@@ -122,7 +113,7 @@ TEST(AuthJwt, Rs256AndEs256ValidTokensAreAcceptedAndAlgorithmConfusionIsRefused)
     Daemon d({.args = jwt_args("--jwt-public-key", files.write("key.pem", pem))});
     WsClient erin(d.port(), {.bearer_token = make_jwt(good_claims("erin"), key)});
     ASSERT_TRUE(erin.next());
-    EXPECT_TRUE(opened_as(d, "erin"));
+    EXPECT_TRUE(connection_opened_as(d, "erin"));
     EXPECT_EQ(upgrade_with(d, make_jwt(good_claims(), other)), 401u) << "signed by another key";
     // The classic confusion: HS256 "signed" with the public key as the secret.
     EXPECT_EQ(upgrade_with(d, make_jwt_hs256(good_claims(), pem)), 401u);

@@ -36,16 +36,6 @@ class TokenFile {
 
 ClientOptions with_token(const std::string& token) { return {.bearer_token = token}; }
 
-// The principal the daemon says a connection acts for (connection_opened, debug log).
-std::optional<json> opened_as(Daemon& d, const std::string& principal) {
-  for (int i = 0; i < 50; ++i) {
-    for (const auto& line : d.logs_with_msg("connection_opened"))
-      if (line.value("principal", "") == principal) return line;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 TEST(AuthTokens, NoTokenAndAWrongTokenGet401) {
@@ -71,7 +61,7 @@ TEST(AuthTokens, BearerHeaderAndSubprotocolBothLetTheTokensPrincipalIn) {
   auto ready = alice.next();
   ASSERT_TRUE(ready);
   EXPECT_EQ((*ready)["type"], "server_ready");
-  auto alice_line = opened_as(d, "alice");
+  auto alice_line = connection_opened_as(d, "alice");
   ASSERT_TRUE(alice_line);
   EXPECT_EQ((*alice_line)["admin"], false);
 
@@ -79,7 +69,7 @@ TEST(AuthTokens, BearerHeaderAndSubprotocolBothLetTheTokensPrincipalIn) {
   WsClient bob(d.port(), {.subprotocols = std::string("pi-server.v1, bearer.") + kBobToken});
   EXPECT_EQ(bob.accepted_subprotocol(), "pi-server.v1");
   ASSERT_TRUE(bob.next());
-  auto bob_line = opened_as(d, "bob");
+  auto bob_line = connection_opened_as(d, "bob");
   ASSERT_TRUE(bob_line);
   EXPECT_EQ((*bob_line)["admin"], true);
   EXPECT_EQ(bob.request({{"type", "list_sessions"}, {"id", "l"}})["success"], true);
@@ -97,7 +87,7 @@ TEST(AuthTokens, AHashedTokenIsMatchedByItsDigest) {
   Daemon d({.args = {"--auth-tokens", tokens.path()}});
   WsClient alice(d.port(), with_token(kAliceToken));
   EXPECT_TRUE(alice.next());
-  EXPECT_TRUE(opened_as(d, "alice"));
+  EXPECT_TRUE(connection_opened_as(d, "alice"));
   // The digest itself is not a token.
   EXPECT_EQ(try_upgrade(d.port(), with_token("sha256:" + hex)).status, 401u);
 }
@@ -213,5 +203,5 @@ TEST(SafeBind, LoopbackWithoutAuthActsForTheLocalPrincipal) {
   Daemon d;
   WsClient c(d.port());
   EXPECT_TRUE(c.next());
-  EXPECT_TRUE(opened_as(d, "local"));
+  EXPECT_TRUE(connection_opened_as(d, "local"));
 }

@@ -5,8 +5,6 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
-#include <array>
-#include <cstdio>
 #include <fstream>
 
 #include "client_run.hpp"
@@ -43,26 +41,15 @@ async def main():
 asyncio.run(main())
 )PY";
 
-std::string shell(const std::string& command) {
-  std::string out;
-  FILE* p = ::popen(command.c_str(), "r");
-  if (!p) return out;
-  std::array<char, 4096> buf;
-  std::size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  ::pclose(p);
-  return out;
-}
-
 class ClientTls : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (shell("/usr/bin/python3 -c 'import websockets; print(1)' 2>/dev/null") != "1\n")
+    if (run_command("/usr/bin/python3 -c 'import websockets; print(1)' 2>/dev/null").output != "1\n")
       GTEST_SKIP() << "python3-websockets is not installed (scripts/setup installs it)";
     cert_ = dir_.path() + "/cert.pem";
     key_ = dir_.path() + "/key.pem";
-    shell("openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key_ + " -out " + cert_ +
-          " -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null");
+    run_command("openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key_ + " -out " + cert_ +
+                " -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null");
     std::ofstream(dir_.path() + "/server.py") << kServer;
     agent::SpawnRequest req;
     req.argv = {"/usr/bin/python3", dir_.path() + "/server.py", cert_, key_};

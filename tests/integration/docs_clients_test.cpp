@@ -2,8 +2,6 @@
 // Python block is taken from the document itself, so the document cannot drift.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -12,17 +10,6 @@
 
 namespace pi_server::testing {
 namespace {
-
-std::string run(const std::string& command) {
-  std::string out;
-  FILE* p = ::popen(command.c_str(), "r");
-  if (!p) return out;
-  std::array<char, 4096> buf;
-  std::size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  ::pclose(p);
-  return out;
-}
 
 std::string fenced_block(const std::string& doc, const std::string& language) {
   auto start = doc.find("```" + language + "\n");
@@ -33,7 +20,7 @@ std::string fenced_block(const std::string& doc, const std::string& language) {
 }
 
 TEST(DocsClients, PythonClientStreamsAnAnswer) {
-  if (run("/usr/bin/python3 -c 'import websockets; print(1)' 2>/dev/null") != "1\n")
+  if (run_command("/usr/bin/python3 -c 'import websockets; print(1)' 2>/dev/null").output != "1\n")
     GTEST_SKIP() << "python3-websockets is not installed (scripts/setup installs it)";
   std::ifstream in(std::string(PI_SERVER_SOURCE_DIR) + "/docs/clients.md");
   std::stringstream doc;
@@ -43,8 +30,9 @@ TEST(DocsClients, PythonClientStreamsAnAnswer) {
   TempDir dir;
   std::ofstream(dir.path() + "/client.py") << code;
   Daemon d;
-  std::string out = run("/usr/bin/python3 " + dir.path() + "/client.py ws://127.0.0.1:" +
-                        std::to_string(d.port()) + " 'stream 3' 2>&1");
+  std::string out = run_command("/usr/bin/python3 " + dir.path() + "/client.py ws://127.0.0.1:" +
+                                std::to_string(d.port()) + " 'stream 3' 2>&1")
+                        .output;
   EXPECT_EQ(out, "w0 w1 w2 \n");
 }
 
@@ -52,8 +40,10 @@ TEST(DocsClients, NodeClientStreamsAnAnswer) {
   const std::string node = std::string(PI_SERVER_SOURCE_DIR) + "/.deps/agent/node_modules/.bin/node";
   if (!std::filesystem::exists(node)) GTEST_SKIP() << node << " is missing (scripts/setup installs it)";
   Daemon d;
-  std::string out = run(node + " " + PI_SERVER_SOURCE_DIR + "/scripts/demo-client.mjs ws://127.0.0.1:" +
-                        std::to_string(d.port()) + " 'stream 3' 2>/dev/null");
+  std::string out = run_command(node + " " + PI_SERVER_SOURCE_DIR +
+                                "/scripts/demo-client.mjs ws://127.0.0.1:" + std::to_string(d.port()) +
+                                " 'stream 3' 2>/dev/null")
+                        .output;
   EXPECT_EQ(out, "w0 w1 w2 \n");
 }
 

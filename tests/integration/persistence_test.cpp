@@ -390,14 +390,8 @@ TEST(Persistence, CorruptDatabaseRefusesToStartUnlessReset) {
   }
   std::string cmd = daemon_binary() + " --state-dir " + state.path() +
                     " --listen 127.0.0.1:0 --agent-command " + fake_agent_binary() + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  int status = ::pclose(p);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 2) << out;
+  auto [exit_code, out] = run_command(cmd);
+  EXPECT_EQ(exit_code, 2) << out;
   EXPECT_NE(out.find("pi-server: cannot use the state database"), std::string::npos) << out;
   EXPECT_NE(out.find("--reset-corrupt-db"), std::string::npos) << out;
   {

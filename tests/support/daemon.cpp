@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -18,6 +19,26 @@ extern char** environ;
 namespace pi_server::testing {
 
 std::string daemon_binary() { return PI_SERVER_TEST_DAEMON; }
+
+CommandOutput run_command(const std::string& command) {
+  CommandOutput result{-1, {}};
+  FILE* p = ::popen(command.c_str(), "r");
+  if (!p) return result;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) result.output.append(buf, n);
+  int status = ::pclose(p);
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  return result;
+}
+
+std::optional<nlohmann::json> connection_opened_as(const Daemon& d, const std::string& principal) {
+  for (int i = 0; i < 50; ++i) {
+    for (const auto& line : d.logs_with_msg("connection_opened"))
+      if (line.value("principal", "") == principal) return line;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return std::nullopt;
+}
 std::string fake_agent_binary() { return PI_SERVER_TEST_FAKE_AGENT; }
 
 TempDir::TempDir() {

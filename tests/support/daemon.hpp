@@ -18,6 +18,14 @@ namespace pi_server::testing {
 std::string daemon_binary();
 std::string fake_agent_binary();
 
+// Runs `command` with /bin/sh: its exit status (-1 if it did not exit normally) and its
+// standard output (append " 2>&1" to the command for standard error as well).
+struct CommandOutput {
+  int exit_code;
+  std::string output;
+};
+CommandOutput run_command(const std::string& command);
+
 // A fresh empty directory under /tmp, removed by the destructor.
 class TempDir {
  public:
@@ -107,5 +115,9 @@ std::pair<int, std::string> run_daemon_to_exit(const std::vector<std::string>& a
 
 // True while a process with this pid exists (zombies count as gone only once reaped).
 bool process_exists(pid_t pid);
+
+// The connection_opened log line (debug level) of a connection acting for `principal`,
+// waited for up to a second.
+std::optional<nlohmann::json> connection_opened_as(const Daemon& d, const std::string& principal);
 
 }  // namespace pi_server::testing

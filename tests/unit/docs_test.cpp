@@ -2,12 +2,12 @@
 // is documented in docs/configuration.md.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <fstream>
 #include <regex>
 #include <set>
 #include <sstream>
+
+#include "daemon.hpp"
 
 namespace {
 std::string read_file(const std::string& path) {
@@ -16,20 +16,10 @@ std::string read_file(const std::string& path) {
   ss << in.rdbuf();
   return ss.str();
 }
-std::string run(const std::string& command) {
-  std::string out;
-  FILE* p = ::popen(command.c_str(), "r");
-  if (!p) return out;
-  std::array<char, 4096> buf;
-  std::size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  ::pclose(p);
-  return out;
-}
 }  // namespace
 
 TEST(Docs, EveryFlagIsInConfigurationMd) {
-  std::string help = run(std::string(PI_SERVER_TEST_DAEMON) + " --help");
+  std::string help = pi_server::testing::run_command(std::string(PI_SERVER_TEST_DAEMON) + " --help").output;
   ASSERT_NE(help.find("--listen"), std::string::npos) << help;
   std::string doc = read_file(std::string(PI_SERVER_SOURCE_DIR) + "/docs/configuration.md");
   ASSERT_FALSE(doc.empty());

@@ -2,8 +2,6 @@
 // `systemd-analyze verify` without a single warning, and keep the hardening the issue asks for.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -19,18 +17,6 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-// Runs a shell command; returns its exit status and what it printed (stdout and stderr).
-std::pair<int, std::string> run(const std::string& command) {
-  std::string out;
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  if (!p) return {-1, out};
-  std::array<char, 4096> buf;
-  std::size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 const std::string kPackaging = std::string(PI_SERVER_SOURCE_DIR) + "/packaging/";
 
 TEST(UnitFiles, SystemdAnalyzeVerifyHasNothingToSay) {
@@ -44,8 +30,8 @@ TEST(UnitFiles, SystemdAnalyzeVerifyHasNothingToSay) {
   service.replace(service.find(installed), installed.size(), PI_SERVER_TEST_DAEMON);
   std::ofstream(dir.path() + "/pi-server.service") << service;
   std::filesystem::copy_file(kPackaging + "pi-server.socket", dir.path() + "/pi-server.socket");
-  auto [status, output] = run("cd " + dir.path() +
-                              " && systemd-analyze verify pi-server.service pi-server.socket");
+  auto [status, output] = pi_server::testing::run_command(
+      "cd " + dir.path() + " && systemd-analyze verify pi-server.service pi-server.socket 2>&1");
   EXPECT_EQ(status, 0) << output;
   EXPECT_EQ(output, "") << "every warning (an unknown key, a typo) counts";
 }

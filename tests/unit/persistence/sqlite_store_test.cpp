@@ -10,6 +10,7 @@
 #include <mutex>
 #include <sqlite3.h>
 
+#include "daemon.hpp"
 #include "manual_clock.hpp"
 #include "persistence/outcome_journal.hpp"
 
@@ -19,19 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory, removed at the end.
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/pi-server-store-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string path_;
-};
+using pi_server::testing::TempDir;
 
 // Runs posted callbacks on the test thread when asked (the loop, in the daemon).
 struct Loop {

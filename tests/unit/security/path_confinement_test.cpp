@@ -5,6 +5,8 @@
 
 #include <fstream>
 
+#include "daemon.hpp"
+
 
 using namespace pi_server;
 namespace fs = std::filesystem;
@@ -12,18 +14,7 @@ using pi_server::security::PathConfinement;
 
 namespace {
 
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/pi-server-paths-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string path_;
-};
+using pi_server::testing::TempDir;
 
 // A scratch tree:  <tmp>/root/{project/, link-out -> <tmp>/outside, link-in -> project}
 //                  <tmp>/root2/   <tmp>/outside/   <tmp>/state/sessions/{mine,theirs}/
