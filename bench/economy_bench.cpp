@@ -4,13 +4,14 @@
 //   build/release/bench/economy-bench [--sessions N] [--active K] [--hibernate-ms MS]
 //                                     [--node-options "FLAGS"] [--agents-only N]
 //                                     [--create-latency N] [--warm-agents N]
-//                                     [--idle-connections N]
+//                                     [--idle-connections N] [--wake-gap-ms MS]
 //
 // Default run: N sessions (50) are created one after another (create_session latency, cold),
 // each runs one prompt; memory of the daemon plus every agent is sampled (all live); then
 // everybody idles past the hibernation time and memory is sampled again (all hibernated);
-// then K sessions (5) are used again (wake-up latency = the first command's round trip) and
-// memory is sampled with K live. --agents-only N: just start N sessions with the given Node
+// then K sessions (5) are used again (wake-up latency = the first command's round trip,
+// MS (2000) apart so the warm pool has refilled: a pooled wake-up; --wake-gap-ms 0 or
+// --warm-agents 0 for cold ones) and memory is sampled with K live. --agents-only N: just start N sessions with the given Node
 // options and report per-agent start time, RSS and PSS (no hibernation). --create-latency N:
 // N rounds of create_session with a pool hit in the same cwd and in another cwd (2 s apart)
 // and a pool miss (right after a hit). --hibernate-ms 0: stop after the first memory sample.
@@ -187,7 +188,7 @@ int open_idle_websocket(std::uint16_t port, std::string& why) {
 
 int main(int argc, char** argv) {
   int sessions = 50, active = 5, hibernate_ms = 5000, agents_only = 0, create_latency = 0,
-      idle_connections = 0;
+      idle_connections = 0, wake_gap_ms = 2000;
   std::string warm_agents = "1";
   std::string node_options;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -200,6 +201,7 @@ int main(int argc, char** argv) {
     else if (a == "--create-latency") create_latency = std::atoi(argv[i + 1]);
     else if (a == "--warm-agents") warm_agents = argv[i + 1];
     else if (a == "--idle-connections") idle_connections = std::atoi(argv[i + 1]);
+    else if (a == "--wake-gap-ms") wake_gap_ms = std::atoi(argv[i + 1]);
   }
   std::vector<std::string> args = {"--max-sessions", "1000", "--max-connections", "20000", "--rate-limit", "10000", "--rate-burst", "10000",
                                    "--hibernate-after-ms",
@@ -336,6 +338,7 @@ int main(int argc, char** argv) {
   std::vector<double> wake_ms;
   for (int i = 0; i < active; ++i) {
     std::string id = "s" + std::to_string(i);
+    std::this_thread::sleep_for(std::chrono::milliseconds(wake_gap_ms));
     wake_ms.push_back(timed_ms([&] {
       auto r = c.request({{"type", "get_messages"}, {"id", "w" + id}, {"sessionId", id}}, std::chrono::seconds(60));
       if (r["success"] != true) std::fprintf(stderr, "wake failed: %s\n", r.dump().c_str());

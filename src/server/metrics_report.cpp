@@ -142,6 +142,9 @@ void MetricsReport::visit(MetricVisitor& v, const Principal* viewer) const {
   v.scalar({"hibernation.wakes", "pi_server_wakes_total", C,
             "Hibernated sessions woken by a command."},
            n(hib.stats().wakes));
+  v.scalar({"hibernation.wakesFromPool", "pi_server_wakes_from_pool_total", C,
+            "Of the wake-ups, those on a warm pool agent (switch_session) instead of a cold start."},
+           n(hib.stats().wakes_from_pool));
   v.scalar({"hibernation.wakeFailures", "pi_server_wake_failures_total", C,
             "Wake-ups whose agent did not start or answer (the command got agent_exited)."},
            n(hib.stats().wake_failures));

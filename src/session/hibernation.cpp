@@ -121,6 +121,9 @@ void Hibernation::ensure_awake(const std::shared_ptr<Session>& session,
 void Hibernation::wake(const std::shared_ptr<Session>& session) {
   session->set_dormancy(Session::Dormancy::waking);
   log::info("session_waking", {{"session", session->id()}});
+  if (wake_source_.take) {
+    if (auto pooled = wake_source_.take(*session)) return wake_on(session, std::move(*pooled));
+  }
   if (auto started = session->start_agent(); !started) {
     session->set_dormancy(Session::Dormancy::hibernated);
     ++stats_.wake_failures;
@@ -133,31 +136,66 @@ void Hibernation::wake(const std::shared_ptr<Session>& session) {
   session->probe([this, weak, alive = std::weak_ptr<int>(alive_)](protocol::Response state) {
     auto s = weak.lock();
     if (alive.expired() || !s) return;
-    if (!state.success) {
-      ++stats_.wake_failures;
-      std::string why = state.error.value_or("no answer");
-      log::warn("session_wake_failed", {{"session", s->id()}, {"error", why}});
-      // Back to sleep: an agent that answered badly is stopped; one that died is gone.
-      if (s->agent_running() && !s->stopping())
-        sleep(s);
-      else
-        s->set_dormancy(Session::Dormancy::hibernated);
-      return finish_wake(*s, Status::error(ErrorCode::agent_exited,
-                                           "The session's agent did not wake: " + why));
-    }
-    s->set_dormancy(Session::Dormancy::awake);
-    auto now = clock_.steady_now();
-    SteadyTime since = now;
-    if (auto it = waking_since_.find(s->id()); it != waking_since_.end()) since = it->second;
-    auto wake_ms = std::chrono::duration_cast<milliseconds>(now - since).count();
-    ++stats_.wakes;
-    stats_.wake_time.observe(seconds_between(since, now));
-    log::info("session_woken", {{"session", s->id()}, {"wakeMs", wake_ms}, {"pid", *s->agent_pid()}});
-    s->send_to_subscribers(make_frame(protocol::server_event(
-        "session_woken", {{"sessionId", s->id()}, {"wakeMs", wake_ms}})));
-    finish_wake(*s, Status::ok());
-    on_quiet(s);
+    if (!state.success) return wake_failed(s, state.error.value_or("no answer"));
+    woke(s, false);
   });
+}
+
+void Hibernation::wake_on(const std::shared_ptr<Session>& session, PooledAgent pooled) {
+  std::filesystem::path old_dir = session->launch().agent_dir;
+  session->adopt_agent(pooled.agent, pooled.bind);
+  // Its later restarts (a crash, the next wake-up without a pooled agent) use the dir the
+  // agent runs on; the old one is the hibernated agent's, gone with it.
+  session->set_agent_dir(pooled.agent_dir);
+  if (wake_source_.release_agent_dir && old_dir != pooled.agent_dir)
+    wake_source_.release_agent_dir(*session, old_dir);
+  log::info("agent_from_pool", {{"session", session->id()}, {"pid", pooled.agent->pid()},
+                                {"cwd", session->launch().cwd}});
+  // pi opens the file as on a cold start with --session: the conversation, model, thinking
+  // level and name come back, the cwd named in its header is where tools run, and new files
+  // go next to it (the session's dir).
+  protocol::Envelope sw;
+  sw.type = "switch_session";
+  sw.spec = &protocol::spec_for(sw.type);
+  sw.body = nlohmann::json{{"type", "switch_session"},
+                           {"sessionPath", session->launch().session_file.string()}};
+  std::weak_ptr<Session> weak = session;
+  session->relay(sw, [this, weak, alive = std::weak_ptr<int>(alive_)](protocol::Response r) {
+    auto s = weak.lock();
+    if (alive.expired() || !s) return;
+    if (!r.success) return wake_failed(s, r.error.value_or("no answer"));
+    if (r.data && r.data->value("cancelled", false))
+      return wake_failed(s, "the switch to the session file was cancelled");
+    woke(s, true);
+  });
+}
+
+void Hibernation::wake_failed(const std::shared_ptr<Session>& s, const std::string& why) {
+  ++stats_.wake_failures;
+  log::warn("session_wake_failed", {{"session", s->id()}, {"error", why}});
+  // Back to sleep: an agent that answered badly is stopped; one that died is gone.
+  if (s->agent_running() && !s->stopping())
+    sleep(s);
+  else
+    s->set_dormancy(Session::Dormancy::hibernated);
+  finish_wake(*s, Status::error(ErrorCode::agent_exited, "The session's agent did not wake: " + why));
+}
+
+void Hibernation::woke(const std::shared_ptr<Session>& s, bool from_pool) {
+  s->set_dormancy(Session::Dormancy::awake);
+  auto now = clock_.steady_now();
+  SteadyTime since = now;
+  if (auto it = waking_since_.find(s->id()); it != waking_since_.end()) since = it->second;
+  auto wake_ms = std::chrono::duration_cast<milliseconds>(now - since).count();
+  ++stats_.wakes;
+  stats_.wakes_from_pool += from_pool;
+  stats_.wake_time.observe(seconds_between(since, now));
+  log::info("session_woken", {{"session", s->id()}, {"wakeMs", wake_ms}, {"pid", *s->agent_pid()},
+                              {"fromPool", from_pool}});
+  s->send_to_subscribers(make_frame(protocol::server_event(
+      "session_woken", {{"sessionId", s->id()}, {"wakeMs", wake_ms}, {"fromPool", from_pool}})));
+  finish_wake(*s, Status::ok());
+  on_quiet(s);
 }
 
 void Hibernation::finish_wake(Session& session, Status status) {

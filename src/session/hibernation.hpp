@@ -8,6 +8,7 @@
 // One timer per awake session, armed when it goes quiet; time comes from the Clock and
 // Scheduler seam, so tests drive it.
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -19,15 +20,26 @@
 #include "pi_server/options.hpp"
 #include "pi_server/result.hpp"
 #include "session/session.hpp"
+#include "session/warm_pool.hpp"
 
 namespace pi_server::session {
 
 struct HibernationStats {
   std::uint64_t hibernations = 0;
   std::uint64_t wakes = 0;
+  std::uint64_t wakes_from_pool = 0;  // of `wakes`: on a pooled agent
   std::uint64_t wake_failures = 0;
   // From the command that found the session asleep to the new agent's first answer.
   observability::Histogram wake_time;
+};
+
+// Where a waking session may get a running agent instead of starting one (the registry's
+// warm pool), and who tidies the agent dir it stops using.
+struct WakeSource {
+  // A pooled agent for `session`, or nullopt: then a cold start.
+  std::function<std::optional<PooledAgent>(const Session& session)> take;
+  // `session` now runs on another agent dir; `old_dir` is no longer used by any process.
+  std::function<void(const Session& session, const std::filesystem::path& old_dir)> release_agent_dir;
 };
 
 class Hibernation {
@@ -49,6 +61,8 @@ class Hibernation {
   // Puts `session` to sleep now if it is idle. Returns whether it began.
   bool hibernate(const std::shared_ptr<Session>& session, std::string_view reason);
 
+  void set_wake_source(WakeSource source) { wake_source_ = std::move(source); }
+
   const HibernationStats& stats() const { return stats_; }
   std::size_t hibernated_count() const;
 
@@ -58,6 +72,12 @@ class Hibernation {
   // Stops the agent; once reaped: session_hibernated, and a wake-up if commands came meanwhile.
   void sleep(const std::shared_ptr<Session>& session);
   void wake(const std::shared_ptr<Session>& session);
+  // Wake-up on a pooled agent: it switches to the session's file.
+  void wake_on(const std::shared_ptr<Session>& session, PooledAgent pooled);
+  // The new agent answered: awake; subscribers and waiters hear it.
+  void woke(const std::shared_ptr<Session>& session, bool from_pool);
+  // The new agent did not answer well (`why`): stopped again; the waiters get agent_exited.
+  void wake_failed(const std::shared_ptr<Session>& session, const std::string& why);
   void finish_wake(Session& session, Status status);
   // Hibernates least recently used idle sessions (other than `keep`) while over the cap.
   void enforce_live_cap(const Session* keep);
@@ -67,6 +87,7 @@ class Hibernation {
   const HibernationOptions& options_;
   const Sessions& sessions_;
   HibernationStats stats_;
+  WakeSource wake_source_;
   std::unordered_map<std::string, Scheduler::Handle> timers_;
   // When each wake-up under way began.
   std::unordered_map<std::string, SteadyTime> waking_since_;

@@ -109,6 +109,8 @@ class Session {
   // session's callbacks.
   void adopt_agent(std::shared_ptr<agent::AgentChannel> agent,
                    const std::function<void(agent::AgentCallbacks)>& bind);
+  // The private agent dir its agents run on from now on (a pooled agent brought its own).
+  void set_agent_dir(std::filesystem::path dir) { launch_.agent_dir = std::move(dir); }
   bool agent_running() const { return agent_ && !agent_->exited(); }
   std::optional<pid_t> agent_pid() const;
   // Set once the first agent answered: only then does a crash lead to a restart.

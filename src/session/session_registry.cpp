@@ -40,8 +40,26 @@ SessionRegistry::SessionRegistry(const Clock& clock, Scheduler& scheduler,
       relay_stats_(relay_stats),
       context_{clock,   scheduler,     launcher, connections, relay_stats,
                *this,   options.agent, options.event_buffer_bytes},
-      hibernation_(clock, scheduler, options.hibernation, sessions_),
-      pool_(scheduler, launcher, options) {}
+      pool_(scheduler, launcher, options),
+      hibernation_(clock, scheduler, options.hibernation, sessions_) {
+  hibernation_.set_wake_source(WakeSource{
+      .take = [this](const Session& session) -> std::optional<PooledAgent> {
+        // Only where a cold start would behave the same: the file exists (pi has written
+        // the conversation) and sits in the session's own dir (pi puts new files next to
+        // the file it switched to, a cold start in --session-dir).
+        const auto& launch = session.launch();
+        std::error_code ec;
+        if (launch.session_file.empty() || launch.session_file.parent_path() != launch.session_dir ||
+            !fs::is_regular_file(launch.session_file, ec))
+          return std::nullopt;
+        return pool_.take(launch);
+      },
+      .release_agent_dir =
+          [this](const Session& session, const fs::path& old_dir) {
+            discard_agent_dir(session.id(), session.launch().session_dir, old_dir);
+          },
+  });
+}
 
 // Sessions left at destruction (the loop has stopped) are destroyed with the registry: each
 // Session detaches from its agent and kills its process group. Nothing is answered any more.
@@ -230,9 +248,10 @@ bool SessionRegistry::remove(const std::string& session_id, std::function<void()
   sessions_.erase(it);
   hibernation_.forget(session_id);
   if (records_) purge ? records_->forget(session_id) : records_->mark_stopped(session_id);
-  stop_and_forget(session, [this, session_id, dir = session->launch().session_dir, purge,
-                            done = std::move(done)] {
+  stop_and_forget(session, [this, session_id, dir = session->launch().session_dir,
+                            agent_dir = session->launch().agent_dir, purge, done = std::move(done)] {
     // The agent is gone: nothing writes in its dirs any more.
+    discard_agent_dir(session_id, dir, agent_dir);
     clean_session_dirs(session_id, dir, purge);
     done();
   });
@@ -250,6 +269,19 @@ bool SessionRegistry::purge_stored(const std::string& session_id) {
   records_->forget(session_id);
   clean_session_dirs(session_id, dir, true);
   return true;
+}
+
+void SessionRegistry::discard_agent_dir(const std::string& session_id, const fs::path& session_dir,
+                                        const fs::path& agent_dir) {
+  std::error_code ec;
+  fs::remove_all(agent_dir, ec);
+  // A pooled agent's dir sat in the pool's own folder: that goes too once empty (a folder
+  // holding pi session files stays).
+  fs::path folder = agent_dir.parent_path();
+  if (!ec && folder != session_dir && folder.parent_path() == options_.state_dir / "sessions" &&
+      fs::is_directory(folder, ec) && fs::is_empty(folder, ec))
+    fs::remove(folder, ec);
+  if (ec) log::warn("session_dir_cleanup_failed", {{"session", session_id}, {"error", ec.message()}});
 }
 
 void SessionRegistry::clean_session_dirs(const std::string& session_id, const fs::path& base,

@@ -123,6 +123,9 @@ class SessionRegistry : public SessionObserver,
   // The common part of create and load.
   void start(std::string session_id, agent::SessionLaunch launch, std::uint64_t creator,
              const persistence::StoredSession* restored, Created done);
+  // Removes a private agent dir no agent runs on any more (and a pool folder it leaves empty).
+  void discard_agent_dir(const std::string& session_id, const std::filesystem::path& session_dir,
+                         const std::filesystem::path& agent_dir);
   // After a delete: the private agent dir goes (load rebuilds it); the session dir too when
   // it holds nothing else, or on a purge with --purge-session-files.
   void clean_session_dirs(const std::string& session_id, const std::filesystem::path& base,
@@ -150,8 +153,8 @@ class SessionRegistry : public SessionObserver,
   // What every Session is built with (this registry is their observer).
   SessionContext context_;
   std::map<std::string, std::shared_ptr<Session>> sessions_;
-  Hibernation hibernation_;  // reads sessions_
   WarmPool pool_;
+  Hibernation hibernation_;  // reads sessions_, takes from pool_
   std::unordered_map<Session*, std::shared_ptr<Session>> stopping_;
   std::uint64_t agent_restarts_ = 0;
   std::vector<std::shared_ptr<Session>> graveyard_;  // see bury()

@@ -1,10 +1,12 @@
 // End-to-end: the daemon drives the real pinned pi (installed by scripts/setup) against the
 // daemon's own offline demo model (a scripted OpenAI-compatible endpoint on loopback).
 #include <gtest/gtest.h>
+
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "client_run.hpp"
 #include "daemon.hpp"
@@ -124,8 +126,14 @@ TEST_F(RealPi, SettingsStayPrivateToTheirSession) {
   EXPECT_FALSE(std::filesystem::exists(d.state_dir() + "/agent/settings.json"));
 }
 
-TEST_F(RealPi, AHibernatedSessionWakesWithItsConversation) {
-  Daemon d({.args = {"--hibernate-after-ms", "1500"}, .use_fake_agent = false});
+namespace {
+
+// Hibernate a real pi session and wake it: cold (a new pi on the session file) or on a
+// pooled pi that switches to the file. Either way the conversation, model and thinking level
+// come back and go on.
+void hibernate_and_wake(bool pooled) {
+  Daemon d({.args = {"--hibernate-after-ms", "1500", "--warm-agents", pooled ? "1" : "0"},
+            .use_fake_agent = false});
   WsClient c(d.port());
   auto created = open_session(c, "sleepy");
   pid_t pid = created["data"]["sessionInfo"]["pid"];
@@ -133,22 +141,42 @@ TEST_F(RealPi, AHibernatedSessionWakesWithItsConversation) {
   auto before = c.request({{"type", "get_messages"}, {"id", "m1"}, {"sessionId", "sleepy"}});
   ASSERT_EQ(before["success"], true);
   ASSERT_GE(before["data"]["messages"].size(), 2u);
+  auto state_before = c.request({{"type", "get_state"}, {"id", "s1"}, {"sessionId", "sleepy"}});
 
   auto slept = c.wait_for([](const json& j) { return j.value("type", "") == "session_hibernated"; },
                           std::chrono::seconds(30));
   ASSERT_TRUE(slept);
   EXPECT_FALSE(process_exists(pid));
+  if (pooled) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (c.request({{"type", "get_metrics"}, {"id", "pm"}})["data"]["warmPool"]["ready"] != 1 &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 
   auto after = c.request({{"type", "get_messages"}, {"id", "m2"}, {"sessionId", "sleepy"}},
                          std::chrono::seconds(60));
   ASSERT_EQ(after["success"], true) << after.dump();
   EXPECT_EQ(after["data"]["messages"], before["data"]["messages"]);
+  auto woken = c.seen_or_wait([](const json& j) { return j.value("type", "") == "session_woken"; },
+                              std::chrono::seconds(5));
+  ASSERT_TRUE(woken);
+  EXPECT_EQ((*woken)["data"]["fromPool"], pooled);
+  auto state_after = c.request({{"type", "get_state"}, {"id", "s2"}, {"sessionId", "sleepy"}});
+  for (const char* key : {"sessionFile", "sessionId", "model", "thinkingLevel"})
+    EXPECT_EQ(state_after["data"][key], state_before["data"][key]) << key;
   // The woken agent goes on with the same conversation.
   auto events = run_prompt(c, "sleepy", "stream 3", "p2", std::chrono::seconds(60));
   EXPECT_EQ(final_text(events), "w0 w1 w2 ");
   auto last = c.request({{"type", "get_messages"}, {"id", "m3"}, {"sessionId", "sleepy"}});
   EXPECT_GT(last["data"]["messages"].size(), before["data"]["messages"].size());
 }
+
+}  // namespace
+
+TEST_F(RealPi, AHibernatedSessionWakesWithItsConversation) { hibernate_and_wake(false); }
+
+TEST_F(RealPi, AHibernatedSessionWakesOnAPooledAgentWithItsConversation) { hibernate_and_wake(true); }
 
 // pi-server-client's chat with the real pi: the streamed answer is the demo model's.
 TEST_F(RealPi, ClientChatStreamsTheRealAnswer) {

@@ -54,7 +54,8 @@ pid_t agent_pid(WsClient& c, const std::string& session) {
 }  // namespace
 
 TEST(HibernatingDaemon, IdleSessionSleepsAndTheNextCommandWakesItWithItsConversation) {
-  Daemon d({.args = {"--hibernate-after-ms", "300"}});
+  // No warm pool: the wake-up is a cold start (the pooled one is tested below).
+  Daemon d({.args = {"--hibernate-after-ms", "300", "--warm-agents", "0"}});
   WsClient c(d.port());
   open_session(c, "h");
   auto run = run_prompt(c, "h", "hello there", "p1");
@@ -94,6 +95,7 @@ TEST(HibernatingDaemon, IdleSessionSleepsAndTheNextCommandWakesItWithItsConversa
   auto woken = c.seen_or_wait([](const json& j) { return is_server_event(j, "session_woken", "h"); }, 5s);
   ASSERT_TRUE(woken);
   EXPECT_TRUE((*woken)["data"]["wakeMs"].is_number_integer());
+  EXPECT_EQ((*woken)["data"]["fromPool"], false);
   EXPECT_NE(agent_pid(c, "h"), pid);
   EXPECT_EQ(state_of(c, "h"), "idle");
 
@@ -151,7 +153,8 @@ TEST(HibernatingDaemon, LiveAgentCapHibernatesTheLeastRecentlyUsed) {
 }
 
 TEST(HibernatingDaemon, AFailedWakeAnswersTheCommandAndTheSessionCanWakeLater) {
-  Daemon d({.args = {"--hibernate-after-ms", "200"}});
+  // A cold start that fails (a pooled wake-up that fails is tested below).
+  Daemon d({.args = {"--hibernate-after-ms", "200", "--warm-agents", "0"}});
   WsClient c(d.port());
   open_session(c, "w");
   run_prompt(c, "w", "remember me", "p");
@@ -301,4 +304,104 @@ TEST(WarmPool, APooledSessionHibernatesAndWakesOnItsOwnFiles) {
   ASSERT_EQ(after["success"], true) << after.dump();
   EXPECT_EQ(after["data"]["messages"], before["data"]["messages"]);
   EXPECT_EQ(final_text(run_prompt(c, "pw", "cwd", "p2")), "cwd " + other.path());
+}
+
+TEST(WarmPool, AWakeUpTakesAPooledAgentThatSwitchesToTheSessionsFile) {
+  TempDir other;
+  Daemon d({.args = {"--hibernate-after-ms", "300", "--workspace-root", std::filesystem::current_path().string(),
+                     "--workspace-root", other.path()}});
+  WsClient c(d.port());
+  ASSERT_TRUE(c.next());
+  ASSERT_TRUE(wait_pool_ready(c, 1, 10s));
+  auto r = c.request({{"type", "create_session"}, {"id", "c1"}, {"sessionId", "wk"}, {"cwd", other.path()}});
+  ASSERT_EQ(r["success"], true) << r.dump();
+  run_prompt(c, "wk", "remember this", "p");
+  std::string file = c.request({{"type", "get_state"}, {"id", "s0"}, {"sessionId", "wk"}})["data"].value("sessionFile", "");
+  ASSERT_FALSE(file.empty());
+  auto before = c.request({{"type", "get_messages"}, {"id", "m1"}, {"sessionId", "wk"}});
+  ASSERT_FALSE(before["data"]["messages"].empty());
+  std::uint64_t version = before["sessionVersion"];
+  ASSERT_TRUE(wait_state(c, "wk", "hibernated", 10s));
+  ASSERT_TRUE(wait_pool_ready(c, 1, 10s));
+  auto after = c.request({{"type", "get_messages"}, {"id", "m2"}, {"sessionId", "wk"}});
+  ASSERT_EQ(after["success"], true) << after.dump();
+  EXPECT_EQ(after["data"]["messages"], before["data"]["messages"]);
+  EXPECT_EQ(after["sessionVersion"], version);
+  auto woken = c.seen_or_wait([](const json& j) { return is_server_event(j, "session_woken", "wk"); }, 5s);
+  ASSERT_TRUE(woken);
+  EXPECT_EQ((*woken)["data"]["fromPool"], true);
+  auto from_pool = d.logs_with_msg("agent_from_pool");
+  ASSERT_EQ(from_pool.size(), 2u) << "the create and the wake-up";
+  EXPECT_EQ(agent_pid(c, "wk"), from_pool.back().value("pid", -2));
+  auto m = metrics_of(c);
+  EXPECT_EQ(m["hibernation"]["wakes"], 1);
+  EXPECT_EQ(m["hibernation"]["wakesFromPool"], 1);
+  EXPECT_EQ(m["warmPool"]["hits"], 2);
+  // Tools run in the session's cwd, not the pool's, and the conversation goes on in its file.
+  EXPECT_EQ(final_text(run_prompt(c, "wk", "cwd", "p2")), "cwd " + other.path());
+  auto state = c.request({{"type", "get_state"}, {"id", "s"}, {"sessionId", "wk"}});
+  EXPECT_EQ(state["data"].value("sessionFile", ""), file);
+
+  // The agent dir of the first agent went with the wake-up; the pooled agent's dir goes with
+  // the session.
+  auto sessions_dir = std::filesystem::path(d.state_dir()) / "sessions";
+  auto count_agent_dirs = [&] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(sessions_dir))
+      n += std::filesystem::exists(e.path() / "agent");
+    return n;
+  };
+  EXPECT_EQ(count_agent_dirs(), 2) << "the session's and the refilled pool agent's";
+  auto del = c.request({{"type", "delete_session"}, {"id", "d"}, {"sessionId", "wk"}});
+  ASSERT_EQ(del["success"], true);
+  EXPECT_EQ(count_agent_dirs(), 1) << "only the pool's";
+}
+
+TEST(WarmPool, ASessionWithItsOwnFlagsWakesCold) {
+  Daemon d({.args = {"--hibernate-after-ms", "300"}});
+  WsClient c(d.port());
+  ASSERT_TRUE(c.next());
+  ASSERT_TRUE(wait_pool_ready(c, 1, 10s));
+  auto r = c.request({{"type", "create_session"}, {"id", "c1"}, {"sessionId", "own"},
+                      {"model", "acme/special"}});
+  ASSERT_EQ(r["success"], true) << r.dump();
+  run_prompt(c, "own", "hi", "p");
+  ASSERT_TRUE(wait_state(c, "own", "hibernated", 10s));
+  auto after = c.request({{"type", "get_state"}, {"id", "g"}, {"sessionId", "own"}});
+  ASSERT_EQ(after["success"], true) << after.dump();
+  auto woken = c.seen_or_wait([](const json& j) { return is_server_event(j, "session_woken", "own"); }, 5s);
+  ASSERT_TRUE(woken);
+  EXPECT_EQ((*woken)["data"]["fromPool"], false);
+  EXPECT_EQ(metrics_of(c)["warmPool"]["ready"], 1) << "the pooled agent is still there";
+}
+
+TEST(WarmPool, AFailedPooledWakeAnswersTheCommandAndTheSessionCanWakeLater) {
+  auto gone = std::make_unique<TempDir>();
+  std::string cwd = gone->path();
+  Daemon d({.args = {"--hibernate-after-ms", "300", "--workspace-root", std::filesystem::current_path().string(),
+                     "--workspace-root", std::filesystem::path(cwd).parent_path().string()}});
+  WsClient c(d.port());
+  ASSERT_TRUE(c.next());
+  ASSERT_TRUE(wait_pool_ready(c, 1, 10s));
+  auto r = c.request({{"type", "create_session"}, {"id", "c1"}, {"sessionId", "fw"}, {"cwd", cwd}});
+  ASSERT_EQ(r["success"], true) << r.dump();
+  run_prompt(c, "fw", "remember me", "p");
+  ASSERT_TRUE(wait_state(c, "fw", "hibernated", 10s));
+  ASSERT_TRUE(wait_pool_ready(c, 1, 10s));
+  // The cwd named in the session file's header is gone: the pooled agent refuses to switch.
+  gone.reset();
+  auto failed = c.request({{"type", "get_messages"}, {"id", "m1"}, {"sessionId", "fw"}}, 20s);
+  EXPECT_EQ(failed["success"], false);
+  EXPECT_EQ(failed["code"], "agent_exited") << failed.dump();
+  EXPECT_NE(failed.value("error", "").find("did not wake"), std::string::npos) << failed.dump();
+  ASSERT_TRUE(wait_state(c, "fw", "hibernated", 10s));
+  EXPECT_EQ(metrics_of(c)["hibernation"]["wakeFailures"], 1);
+
+  std::filesystem::create_directories(cwd);
+  ASSERT_TRUE(wait_pool_ready(c, 1, 10s));
+  auto woke = c.request({{"type", "get_messages"}, {"id", "m2"}, {"sessionId", "fw"}}, 20s);
+  ASSERT_EQ(woke["success"], true) << woke.dump();
+  EXPECT_FALSE(woke["data"]["messages"].empty());
+  EXPECT_EQ(final_text(run_prompt(c, "fw", "cwd", "p2")), "cwd " + cwd);
+  std::filesystem::remove_all(cwd);
 }
