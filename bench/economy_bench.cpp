@@ -326,7 +326,10 @@ int main(int argc, char** argv) {
   auto deadline = Clock::now() + std::chrono::milliseconds(hibernate_ms) + std::chrono::seconds(60);
   for (;;) {
     auto m = c.request({{"type", "get_metrics"}, {"id", "m" + std::to_string(Clock::now().time_since_epoch().count())}});
-    if (m["data"]["sessionsHibernated"] == sessions && sample(d.pid()).agents == 0) break;
+    // The warm pool's agents stay up: they belong to no session.
+    if (m["data"]["sessionsHibernated"] == sessions &&
+        sample(d.pid()).agents <= std::atoi(warm_agents.c_str()))
+      break;
     if (Clock::now() > deadline) {
       std::fprintf(stderr, "not all hibernated: %s\n", m["data"]["sessionsHibernated"].dump().c_str());
       break;

@@ -20,9 +20,11 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
+#include <type_traits>
 
 #include "observability/log.hpp"
 #include "transport/awaitable_token.hpp"
+#include "transport/heartbeat.hpp"
 #include "transport/transports.hpp"
 #include "transport/websocket_connection.hpp"
 
@@ -125,6 +127,7 @@ class RateLimitedWarning {
 struct SocketAccounting {
   SocketTable table;
   ListenerStats stats;
+  std::shared_ptr<HeartbeatMonitor> heartbeat;  // of this listener's WebSockets
 };
 
 // Everything one accepted socket needs from its listener.
@@ -171,7 +174,7 @@ class SlotRelease {
   std::uint64_t slot_;
 };
 
-void shutdown_send(lingering::Stream& stream) {
+void shutdown_send(beast::tcp_stream& stream) {
   beast::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
@@ -228,8 +231,16 @@ asio::awaitable<void> serve_requests(Stream& stream, ServeContext& ctx, SlotRele
     if (upgrade) {
       lowest.expires_never();
       auto executor = lowest.get_executor();
-      auto conn = std::make_shared<BasicWebSocketConnection<Stream>>(
-          std::move(stream), *ws_handler, limits, std::move(principal));
+      // ws:// takes the bare socket (the HTTP stream's timers stay behind); wss:// the TLS
+      // stream.
+      auto conn = [&] {
+        if constexpr (std::is_same_v<Stream, beast::tcp_stream>)
+          return std::make_shared<WebSocketConnection>(stream.release_socket(), *ws_handler, limits,
+                                                       std::move(principal), ctx.accounting->heartbeat);
+        else
+          return std::make_shared<TlsWebSocketConnection>(std::move(stream), *ws_handler, limits,
+                                                          std::move(principal), ctx.accounting->heartbeat);
+      }();
       // From here on the socket is the connection's; it may be closed to make room
       // unless it is an admitted WebSocket (during its handshake, when the core refused
       // it, and while it closes, it may).
@@ -270,7 +281,7 @@ asio::awaitable<void> serve_http(tcp::socket socket, ServeContext ctx,
                                  std::shared_ptr<ssl::context> tls) {
   if (!ctx.accounting->table.contains(ctx.slot)) co_return;  // listener gone meanwhile
   SlotRelease release(ctx.accounting, ctx.slot);
-  lingering::Stream tcp_stream(std::move(socket));
+  beast::tcp_stream tcp_stream(std::move(socket));
   if (!tls) {
     closable_until_upgrade(ctx, tcp_stream);
     co_await serve_requests(tcp_stream, ctx, release);
@@ -323,7 +334,10 @@ class TcpListener : public Listener, public std::enable_shared_from_this<TcpList
         authenticator_(authenticator),
         limits_(limits),
         max_sockets_(max_sockets),
-        accounting_(std::make_shared<SocketAccounting>()) {}
+        accounting_(std::make_shared<SocketAccounting>()) {
+    accounting_->heartbeat = std::make_shared<HeartbeatMonitor>(
+        io.get_executor(), std::chrono::duration_cast<std::chrono::milliseconds>(limits.heartbeat));
+  }
   ~TcpListener() override {
     if (reserve_fd_ >= 0) ::close(reserve_fd_);
   }

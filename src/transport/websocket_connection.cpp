@@ -3,5 +3,5 @@
 #include "transport/websocket_connection_impl.hpp"
 
 namespace pi_server::transport {
-template class BasicWebSocketConnection<lingering::Stream>;
+template class BasicWebSocketConnection<boost::asio::ip::tcp::socket>;
 }  // namespace pi_server::transport
