@@ -410,3 +410,133 @@ TEST(WebSocket, ResumeFromBeyondTheBufferReportsTheGap) {
   EXPECT_GT(r["data"]["firstSeq"].get<std::uint64_t>(), 2u);
   EXPECT_LT(r["data"]["replayedEvents"].get<std::uint64_t>(), 20u) << "bounded by bytes";
 }
+
+// ---------------------------------------------------------------- framing (our own)
+
+namespace {
+
+bool has_frame(const std::string& in, int opcode, const std::string& payload_part = "") {
+  for (const auto& f : server_frames(in))
+    if (f.opcode == opcode && f.payload.find(payload_part) != std::string::npos) return true;
+  return false;
+}
+
+// A raw client past its handshake and server_ready.
+RawSocket ready_raw_client(std::uint16_t port, std::chrono::milliseconds recv_timeout = std::chrono::seconds(5)) {
+  RawSocket s(port, recv_timeout);
+  std::string in;
+  EXPECT_TRUE(s.connected() && s.websocket_handshake(in));
+  s.read_until(in, [](const std::string& b) { return has_frame(b, 0x1, "server_ready"); });
+  return s;
+}
+
+}  // namespace
+
+// One heartbeat monitor for all connections: a peer silent for a heartbeat period is pinged;
+// one that stays silent for two is closed; one that answers stays.
+TEST(WebSocket, HeartbeatPingsASilentPeerAndClosesOneThatNeverAnswers) {
+  Daemon d({.args = {"--heartbeat-seconds", "1"}});
+  auto start = std::chrono::steady_clock::now();
+  RawSocket mute = ready_raw_client(d.port(), std::chrono::seconds(4));
+  RawSocket alive = ready_raw_client(d.port(), std::chrono::seconds(4));
+  // The other one answers each ping with a pong, meanwhile.
+  int pongs = 0;
+  std::thread answering([&] {
+    std::string got;
+    while (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(3500)) {
+      if (alive.read_until(got, [](const std::string& b) { return has_frame(b, 0x9); }) !=
+          RawSocket::ReadEnd::data)
+        return;
+      got.clear();
+      if (!alive.send_all(masked_frame(0xA, ""))) return;
+      ++pongs;
+    }
+  });
+
+  std::string in;
+  ASSERT_EQ(mute.read_until(in, [](const std::string& b) { return has_frame(b, 0x9); }),
+            RawSocket::ReadEnd::data)
+      << "no ping for a silent peer";
+  auto pinged = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(pinged, std::chrono::milliseconds(900));
+  EXPECT_TRUE(mute.closed_by_peer()) << "a peer that never answers is closed";
+  auto closed = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(closed, std::chrono::milliseconds(1900));
+  EXPECT_LE(closed, std::chrono::milliseconds(3900));
+  answering.join();
+
+  // ... and is still served, past the time the mute one was closed.
+  EXPECT_GE(pongs, 2);
+  std::string got;
+  ASSERT_TRUE(alive.send_all(masked_frame(0x1, R"({"type":"list_sessions","id":"after"})")));
+  EXPECT_EQ(alive.read_until(got, [](const std::string& b) { return has_frame(b, 0x1, "\"after\""); }),
+            RawSocket::ReadEnd::data);
+}
+
+TEST(WebSocket, APingIsAnsweredWithItsPayload) {
+  Daemon d;
+  RawSocket s = ready_raw_client(d.port());
+  ASSERT_TRUE(s.send_all(masked_frame(0x9, "are you there")));
+  std::string in;
+  EXPECT_EQ(s.read_until(in, [](const std::string& b) { return has_frame(b, 0xA, "are you there"); }),
+            RawSocket::ReadEnd::data);
+}
+
+// Frames cut anywhere by TCP (here: one byte per write), fragmented messages and control
+// frames between the fragments all make the same commands.
+TEST(WebSocket, CommandsSurviveAnySplitAndFragmentation) {
+  Daemon d;
+  RawSocket s = ready_raw_client(d.port());
+  std::string command = masked_frame(0x1, R"({"type":"list_sessions","id":"bytewise"})");
+  for (char c : command) {
+    ASSERT_TRUE(s.send_all(std::string(1, c)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::string in;
+  ASSERT_EQ(s.read_until(in, [](const std::string& b) { return has_frame(b, 0x1, "\"bytewise\""); }),
+            RawSocket::ReadEnd::data);
+  // {"type":"list_sessions","id":"frag"} in three frames with a ping in between.
+  std::string first = masked_frame(0x1, R"({"type":"list_)");
+  first[0] = 0x01;  // not final
+  std::string middle = masked_frame(0x0, R"(sessions","id)");
+  middle[0] = 0x00;
+  std::string last = masked_frame(0x0, R"(":"frag"})");
+  ASSERT_TRUE(s.send_all(first + masked_frame(0x9, "mid") + middle + last));
+  in.clear();
+  EXPECT_EQ(s.read_until(in, [](const std::string& b) { return has_frame(b, 0x1, "\"frag\""); }),
+            RawSocket::ReadEnd::data);
+  EXPECT_TRUE(has_frame(in, 0xA, "mid"));
+}
+
+TEST(WebSocket, BrokenFramingGetsProtocolError1002) {
+  Daemon d;
+  RawSocket s = ready_raw_client(d.port());
+  std::string unmasked = "\x81\x02hi";
+  ASSERT_TRUE(s.send_all(unmasked));
+  std::string in;
+  s.read_until(in, [](const std::string& b) { return find_close_code(b).has_value(); });
+  EXPECT_EQ(find_close_code(in), 1002);
+  EXPECT_TRUE(s.closed_by_peer());
+  WsClient c(d.port());
+  EXPECT_TRUE(c.next());
+}
+
+TEST(WebSocket, AnUpgradeWithTheWrongVersionOrNoKeyIsRefused) {
+  Daemon d;
+  auto answer = [&](const std::string& headers) {
+    RawSocket s(d.port());
+    s.send_all("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+               headers + "\r\n");
+    std::string in;
+    s.read_until(in, [](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; });
+    return in;
+  };
+  auto old = answer("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n");
+  EXPECT_EQ(old.rfind("HTTP/1.1 426", 0), 0u) << old;
+  EXPECT_NE(old.find("Sec-WebSocket-Version: 13"), std::string::npos) << old;
+  auto keyless = answer("Sec-WebSocket-Version: 13\r\n");
+  EXPECT_EQ(keyless.rfind("HTTP/1.1 400", 0), 0u) << keyless;
+  auto ok = answer("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n");
+  EXPECT_EQ(ok.rfind("HTTP/1.1 101", 0), 0u) << ok;
+  EXPECT_NE(ok.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), std::string::npos) << ok;
+}

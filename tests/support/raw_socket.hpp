@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace pi_server::testing {
 
@@ -116,9 +117,14 @@ inline std::string masked_close_frame(std::uint16_t code) {
   return masked_frame(0x8, payload);
 }
 
-// Parses unmasked server frames from the front of `in`: the code of the first close frame
-// (0 for a close frame without a code), or nullopt if none is complete yet.
-inline std::optional<int> find_close_code(const std::string& in) {
+struct ServerFrame {
+  int opcode;
+  std::string payload;
+};
+
+// The complete unmasked server frames at the front of `in` (an incomplete one ends it).
+inline std::vector<ServerFrame> server_frames(const std::string& in) {
+  std::vector<ServerFrame> frames;
   std::size_t at = 0;
   while (at + 2 <= in.size()) {
     auto byte = [&](std::size_t i) { return static_cast<unsigned char>(in[i]); };
@@ -126,21 +132,29 @@ inline std::optional<int> find_close_code(const std::string& in) {
     std::uint64_t len = byte(at + 1) & 0x7F;
     std::size_t header = 2;
     if (len == 126) {
-      if (at + 4 > in.size()) return std::nullopt;
+      if (at + 4 > in.size()) break;
       len = (std::uint64_t(byte(at + 2)) << 8) | byte(at + 3);
       header = 4;
     } else if (len == 127) {
-      if (at + 10 > in.size()) return std::nullopt;
+      if (at + 10 > in.size()) break;
       len = 0;
       for (int i = 0; i < 8; ++i) len = (len << 8) | byte(at + 2 + i);
       header = 10;
     }
-    if (at + header + len > in.size()) return std::nullopt;
-    if (opcode == 0x8) {
-      if (len < 2) return 0;
-      return (int(byte(at + header)) << 8) | byte(at + header + 1);
-    }
+    if (at + header + len > in.size()) break;
+    frames.push_back({opcode, in.substr(at + header, len)});
     at += header + len;
+  }
+  return frames;
+}
+
+// The code of the first close frame in `in` (0 for a close frame without a code), or
+// nullopt if none is complete yet.
+inline std::optional<int> find_close_code(const std::string& in) {
+  for (const auto& f : server_frames(in)) {
+    if (f.opcode != 0x8) continue;
+    if (f.payload.size() < 2) return 0;
+    return (int(static_cast<unsigned char>(f.payload[0])) << 8) | static_cast<unsigned char>(f.payload[1]);
   }
   return std::nullopt;
 }
