@@ -124,7 +124,9 @@ HttpAnswer answer_chat_completion(std::string_view request_body) {
                                    {"code", std::to_string(status)}}}});
     return a;
   }
-  if (prompt == "tool") {
+  if (prompt == "tool" || prompt == "pwd") {
+    // One bash tool call: `echo hi`, or `pwd` (where the agent's tools run).
+    std::string arguments = prompt == "pwd" ? R"({"command":"pwd"})" : R"({"command":"echo hi"})";
     SseWriter w(model);
     w.chunk({{"role", "assistant"}, {"content", nullptr}});
     w.chunk({{"tool_calls", json::array({{{"index", 0},
@@ -132,7 +134,7 @@ HttpAnswer answer_chat_completion(std::string_view request_body) {
                                           {"type", "function"},
                                           {"function", {{"name", "bash"}, {"arguments", ""}}}}})}});
     w.chunk({{"tool_calls",
-              json::array({{{"index", 0}, {"function", {{"arguments", R"({"command":"echo hi"})"}}}}})}});
+              json::array({{{"index", 0}, {"function", {{"arguments", arguments}}}}})}});
     w.chunk(json::object(), "tool_calls");
     return sse(w.finish(20));
   }

@@ -6,6 +6,7 @@
 //   "stream N"   N text deltas "w0 " "w1 " ... (N <= 100000)
 //   "error NNN"  HTTP status NNN with an OpenAI-style error body
 //   "tool"       a bash tool call running `echo hi`; after the result: Tool said: "...". Done.
+//   "pwd"        the same with `pwd` (where the agent's tools run)
 //   anything else: a friendly sentence that quotes the prompt, one word per delta.
 #include <filesystem>
 #include <string>

@@ -158,14 +158,25 @@ void SessionRegistry::start(std::string session_id, agent::SessionLaunch launch,
   sw.type = "switch_session";
   sw.spec = &protocol::spec_for(sw.type);
   sw.body = json{{"type", "switch_session"},
-                 {"sessionPath", header ? header->string() : std::string("/nonexistent")}};
+                 {"sessionPath", header ? header->path.string() : std::string("/nonexistent")}};
+  // What get_state would say now: the pool's answer with the new file and its id (the model
+  // and thinking level stay: the header-only file names none). One round trip less.
+  json state;
+  if (header && pooled->state.is_object()) {
+    state = pooled->state;
+    state["sessionFile"] = header->path.string();
+    state["sessionId"] = header->id;
+  }
   std::weak_ptr<Session> weak = session;
-  session->relay(sw, [this, weak, session_id, done = std::move(done),
+  session->relay(sw, [this, weak, session_id, state = std::move(state), done = std::move(done),
                       alive = std::weak_ptr<int>(alive_)](protocol::Response r) mutable {
     if (alive.expired()) return;
     auto s = weak.lock();
     bool switched = r.success && (!r.data || !r.data->value("cancelled", false));
-    if (s && switched) return finish_create(s, std::move(done));
+    if (s && switched) {
+      if (state.is_object()) return answer_created(s, state, std::move(done));
+      return finish_create(s, std::move(done));
+    }
     if (auto it = sessions_.find(session_id); s && it != sessions_.end() && it->second == s) {
       sessions_.erase(it);
       s->stop([] {});

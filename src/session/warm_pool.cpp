@@ -48,7 +48,7 @@ std::string iso_now_ms(bool for_file_name) {
 
 }  // namespace
 
-Result<fs::path> write_header_only_session(const fs::path& dir, const std::string& cwd) {
+Result<HeaderOnlySession> write_header_only_session(const fs::path& dir, const std::string& cwd) {
   std::string id = uuid4();
   fs::path file = dir / (iso_now_ms(true) + "_" + id + ".jsonl");
   nlohmann::json header = {{"type", "session"}, {"version", 3}, {"id", id},
@@ -57,7 +57,7 @@ Result<fs::path> write_header_only_session(const fs::path& dir, const std::strin
   out << header.dump() << '\n';
   out.close();
   if (!out) return Status::error("Could not write a session file in " + dir.string());
-  return file;
+  return HeaderOnlySession{file, id};
 }
 
 struct WarmPool::Entry {

@@ -83,9 +83,14 @@ class WarmPool {
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
-// Writes `<dir>/<time>_<uuid>.jsonl` holding only a pi session header naming `cwd`: what a
-// running pi re-points itself to with switch_session. Returns its path.
-Result<std::filesystem::path> write_header_only_session(const std::filesystem::path& dir,
-                                                        const std::string& cwd);
+// `<dir>/<time>_<uuid>.jsonl` holding only a pi session header naming `cwd`: what a running
+// pi re-points itself to with switch_session. After the switch pi reports `path` as its
+// sessionFile and `id` (the header's) as its sessionId.
+struct HeaderOnlySession {
+  std::filesystem::path path;
+  std::string id;
+};
+Result<HeaderOnlySession> write_header_only_session(const std::filesystem::path& dir,
+                                                    const std::string& cwd);
 
 }  // namespace pi_server::session

@@ -128,6 +128,19 @@ TEST_F(RealPi, SettingsStayPrivateToTheirSession) {
 
 namespace {
 
+// Waits until the warm pool has an agent ready (a fresh id each time: a repeated one would
+// replay the first answer).
+bool wait_pool_ready(WsClient& c) {
+  static int n = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto m = c.request({{"type", "get_metrics"}, {"id", "pool-" + std::to_string(++n)}});
+    if (m["data"]["warmPool"]["ready"] == 1) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
 // Hibernate a real pi session and wake it: cold (a new pi on the session file) or on a
 // pooled pi that switches to the file. Either way the conversation, model and thinking level
 // come back and go on.
@@ -147,12 +160,7 @@ void hibernate_and_wake(bool pooled) {
                           std::chrono::seconds(30));
   ASSERT_TRUE(slept);
   EXPECT_FALSE(process_exists(pid));
-  if (pooled) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (c.request({{"type", "get_metrics"}, {"id", "pm"}})["data"]["warmPool"]["ready"] != 1 &&
-           std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  if (pooled) ASSERT_TRUE(wait_pool_ready(c));
 
   auto after = c.request({{"type", "get_messages"}, {"id", "m2"}, {"sessionId", "sleepy"}},
                          std::chrono::seconds(60));
@@ -177,6 +185,29 @@ void hibernate_and_wake(bool pooled) {
 TEST_F(RealPi, AHibernatedSessionWakesWithItsConversation) { hibernate_and_wake(false); }
 
 TEST_F(RealPi, AHibernatedSessionWakesOnAPooledAgentWithItsConversation) { hibernate_and_wake(true); }
+
+// A pooled pi moved to another cwd by switch_session: the create's answer is what pi says
+// afterwards, and its tools run in the new cwd.
+TEST_F(RealPi, APooledAgentCreatedForAnotherCwdRunsThere) {
+  TempDir other;
+  Daemon d({.args = {"--warm-agents", "1", "--workspace-root", std::filesystem::current_path().string(),
+                     "--workspace-root", other.path()},
+            .use_fake_agent = false});
+  WsClient c(d.port());
+  ASSERT_TRUE(wait_pool_ready(c));
+  auto created = c.request({{"type", "create_session"}, {"id", "c"}, {"sessionId", "far"}, {"cwd", other.path()}},
+                           std::chrono::seconds(30));
+  ASSERT_EQ(created["success"], true) << created.dump();
+  EXPECT_EQ(c.request({{"type", "get_metrics"}, {"id", "pm2"}})["data"]["warmPool"]["hits"], 1);
+  auto info = created["data"]["sessionInfo"];
+  auto state = c.request({{"type", "get_state"}, {"id", "s"}, {"sessionId", "far"}})["data"];
+  EXPECT_EQ(info["sessionFile"], state["sessionFile"]);
+  EXPECT_EQ(info["agentSessionId"], state["sessionId"]);
+  EXPECT_EQ(info["model"], state["model"]["provider"].get<std::string>() + "/" + state["model"]["id"].get<std::string>());
+  EXPECT_EQ(info["thinkingLevel"], state["thinkingLevel"]);
+  auto events = run_prompt(c, "far", "pwd", "p", std::chrono::seconds(60));
+  EXPECT_EQ(final_text(events), "Tool said: \"" + other.path() + "\". Done.");
+}
 
 // pi-server-client's chat with the real pi: the streamed answer is the demo model's.
 TEST_F(RealPi, ClientChatStreamsTheRealAnswer) {

@@ -912,7 +912,10 @@ void handleCommand(const json& m) {
         }
         cfg.sessionFile = *path;
         cfg.sessionDir.clear();
-        cfg.sessionId = randomUuid();
+        // As pi: the session id is the header's.
+        cfg.sessionId = header.is_object() && header.contains("id") && header["id"].is_string()
+                            ? header["id"].get<std::string>()
+                            : randomUuid();
         cfg.sessionName.reset();
         loadSession(*path);
         return ok(c, json{{"cancelled", false}});
