@@ -15,7 +15,11 @@ using std::chrono::milliseconds;
 
 namespace {
 
+// The pool's own commands to a starting agent: a first get_state (it runs), a switch_session
+// to a fresh header-only file in the daemon's cwd (warm-up), and a get_state after it.
 constexpr std::string_view kProbeId = "\"pi-server-pool-probe\"";
+constexpr std::string_view kWarmUpId = "\"pi-server-pool-warm-up\"";
+constexpr std::string_view kStateId = "\"pi-server-pool-state\"";
 
 std::string random_hex(std::size_t digits) {
   static std::mt19937_64 rng{std::random_device{}()};
@@ -167,14 +171,36 @@ void WarmPool::spawn_one() {
 
 void WarmPool::on_line(const std::shared_ptr<Entry>& entry, std::string_view line) {
   auto head = protocol::scan_agent_line(line);
-  if (head.type == "response" && head.raw_id == kProbeId) {
-    auto answer = nlohmann::json::parse(line, nullptr, false);
-    if (answer.is_object() && answer.value("success", false) && answer.contains("data"))
-      entry->state = answer["data"];
-    entry->ready = true;
-    failures_in_a_row_ = 0;
-    log::debug("warm_pool_agent_ready", {{"agent", entry->name}, {"pid", entry->agent->pid()}});
+  if (head.type != "response") return;
+  auto answer = nlohmann::json::parse(line, nullptr, false);
+  bool success = answer.is_object() && answer.value("success", false);
+  if (head.raw_id == kProbeId) {
+    // It runs. Measured (docs/benchmarks.md): pi's first switch_session takes ~40 ms, later
+    // ones ~20: switch once now, to a fresh header-only file in the daemon's cwd, so the
+    // switch of a create for another cwd (or of a wake-up) is a warm one. The same-cwd
+    // create then finds the agent on a fresh file, as if just started.
+    auto header = write_header_only_session(entry->session_dir, default_cwd_);
+    if (success && header) {
+      nlohmann::json sw = {{"type", "switch_session"}, {"sessionPath", header->path.string()}};
+      std::string command = sw.dump();
+      command.pop_back();
+      entry->agent->write_line(command + R"(,"id":)" + std::string(kWarmUpId) + "}");
+      return;
+    }
+    if (!header) log::warn("warm_pool_warm_up_skipped", {{"agent", entry->name}, {"error", header.error()}});
+  } else if (head.raw_id == kWarmUpId) {
+    if (!success || (answer.contains("data") && answer["data"].is_object() &&
+                     answer["data"].value("cancelled", false)))
+      log::warn("warm_pool_warm_up_failed", {{"agent", entry->name}});
+    entry->agent->write_line(R"({"type":"get_state","id":)" + std::string(kStateId) + "}");
+    return;
+  } else if (head.raw_id != kStateId) {
+    return;
   }
+  if (success && answer.contains("data")) entry->state = answer["data"];
+  entry->ready = true;
+  failures_in_a_row_ = 0;
+  log::debug("warm_pool_agent_ready", {{"agent", entry->name}, {"pid", entry->agent->pid()}});
 }
 
 void WarmPool::on_exit(const std::shared_ptr<Entry>& entry) {

@@ -1,6 +1,7 @@
 #pragma once
 // Agents started ahead (DESIGN §11 "Warm pool"): each in its own session dir with its own
-// private agent dir, in the daemon's cwd, answered a first get_state. create_session takes
+// private agent dir, in the daemon's cwd, switched once to a fresh header-only session file
+// there (pi's first switch is its slow one) and asked get_state. create_session takes
 // one instead of spawning (a pi start costs ~0.3 s of CPU); for another cwd the session
 // re-points it with switch_session to a header-only session file naming that cwd (pi
 // rebuilds tools, context files and system prompt for it). The pool refills on a later turn
