@@ -160,7 +160,13 @@ void Hibernation::wake_on(const std::shared_ptr<Session>& session, PooledAgent p
   sw.body = nlohmann::json{{"type", "switch_session"},
                            {"sessionPath", session->launch().session_file.string()}};
   std::weak_ptr<Session> weak = session;
-  session->relay(sw, [this, weak, alive = std::weak_ptr<int>(alive_)](protocol::Response r) {
+  session->relay(sw, [this, weak, placeholder = pooled.placeholder_file,
+                      alive = std::weak_ptr<int>(alive_)](protocol::Response r) {
+    if (!placeholder.empty()) {
+      // The pool's warm-up file: the agent left it, or is being stopped (it wrote nothing).
+      std::error_code ec;
+      std::filesystem::remove(placeholder, ec);
+    }
     auto s = weak.lock();
     if (alive.expired() || !s) return;
     if (!r.success) return wake_failed(s, r.error.value_or("no answer"));

@@ -169,10 +169,16 @@ void SessionRegistry::start(std::string session_id, agent::SessionLaunch launch,
   }
   std::weak_ptr<Session> weak = session;
   session->relay(sw, [this, weak, session_id, state = std::move(state), done = std::move(done),
+                      placeholder = pooled->placeholder_file,
                       alive = std::weak_ptr<int>(alive_)](protocol::Response r) mutable {
     if (alive.expired()) return;
     auto s = weak.lock();
     bool switched = r.success && (!r.data || !r.data->value("cancelled", false));
+    if (!placeholder.empty()) {
+      // The pool's warm-up file: the agent left it, or is being stopped (it wrote nothing).
+      std::error_code ec;
+      fs::remove(placeholder, ec);
+    }
     if (s && switched) {
       if (state.is_object()) return answer_created(s, state, std::move(done));
       return finish_create(s, std::move(done));

@@ -72,6 +72,7 @@ struct WarmPool::Entry {
   std::shared_ptr<agent::AgentCallbacks> slot = std::make_shared<agent::AgentCallbacks>();
   bool ready = false;
   nlohmann::json state;  // the probe's answer (get_state data)
+  fs::path placeholder_file;  // the warm-up's header-only file
 };
 
 WarmPool::WarmPool(Scheduler& scheduler, agent::AgentLauncher& launcher,
@@ -181,6 +182,7 @@ void WarmPool::on_line(const std::shared_ptr<Entry>& entry, std::string_view lin
     // create then finds the agent on a fresh file, as if just started.
     auto header = write_header_only_session(entry->session_dir, default_cwd_);
     if (success && header) {
+      entry->placeholder_file = header->path;
       nlohmann::json sw = {{"type", "switch_session"}, {"sessionPath", header->path.string()}};
       std::string command = sw.dump();
       command.pop_back();
@@ -190,8 +192,10 @@ void WarmPool::on_line(const std::shared_ptr<Entry>& entry, std::string_view lin
     if (!header) log::warn("warm_pool_warm_up_skipped", {{"agent", entry->name}, {"error", header.error()}});
   } else if (head.raw_id == kWarmUpId) {
     if (!success || (answer.contains("data") && answer["data"].is_object() &&
-                     answer["data"].value("cancelled", false)))
+                     answer["data"].value("cancelled", false))) {
       log::warn("warm_pool_warm_up_failed", {{"agent", entry->name}});
+      entry->placeholder_file.clear();  // it stayed on its own (unwritten) file
+    }
     entry->agent->write_line(R"({"type":"get_state","id":)" + std::string(kStateId) + "}");
     return;
   } else if (head.raw_id != kStateId) {
@@ -240,6 +244,7 @@ std::optional<PooledAgent> WarmPool::take(const agent::SessionLaunch& launch) {
   out.agent_dir = entry->session_dir / "agent";
   out.cwd = default_cwd_;
   out.state = entry->state;
+  out.placeholder_file = entry->placeholder_file;
   out.bind = [slot = entry->slot](agent::AgentCallbacks callbacks) { *slot = std::move(callbacks); };
   // Refill on a later turn: the taker's create_session goes first.
   scheduler_.schedule(milliseconds(0), [this, alive = std::weak_ptr<int>(alive_)] {

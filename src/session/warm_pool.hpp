@@ -32,6 +32,9 @@ struct PooledAgent {
   std::filesystem::path agent_dir;
   std::string cwd;  // where the agent runs now
   nlohmann::json state;  // its answer to the pool's get_state (data), when it had one
+  // The header-only file the pool switched it to (empty if none). The session's file when
+  // nothing else is asked of it; once switched elsewhere, an empty leftover to remove.
+  std::filesystem::path placeholder_file;
 };
 
 struct WarmPoolStats {

@@ -203,6 +203,9 @@ bool BasicWebSocketConnection<Transport>::received(char* bytes, std::size_t size
 
 template <class Transport>
 void BasicWebSocketConnection<Transport>::on_message(ws::Opcode opcode, std::string_view payload) {
+  // The core may have given up on this connection while handling an earlier message of the
+  // same read (its outbound queue over the hard cap): the rest is not for it.
+  if (broken_) return;
   if (opcode != ws::Opcode::text) {
     handler_.on_rejected_message(*this, ErrorCode::invalid_command,
                                  "Binary frames are not accepted: send each command as a JSON "
@@ -214,6 +217,7 @@ void BasicWebSocketConnection<Transport>::on_message(ws::Opcode opcode, std::str
 
 template <class Transport>
 void BasicWebSocketConnection<Transport>::on_ping(std::string_view payload) {
+  if (broken_) return;
   queue_control(ws::control_frame(ws::Opcode::pong, payload));
 }
 

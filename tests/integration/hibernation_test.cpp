@@ -262,6 +262,10 @@ TEST(WarmPool, AnotherCwdRepointsThePooledAgent) {
   EXPECT_EQ(metrics_of(c)["warmPool"]["hits"], 1);
   EXPECT_EQ(final_text(run_prompt(c, "far", "cwd", "p")), "cwd " + other.path());
   EXPECT_EQ(r["data"]["sessionInfo"]["cwd"], other.path());
+  // Only the session's own file: the pool's warm-up file went with the switch.
+  auto files = c.request({{"type", "list_session_files"}, {"id", "lf"}, {"sessionId", "far"}});
+  ASSERT_EQ(files["success"], true) << files.dump();
+  EXPECT_EQ(files["data"]["files"].size(), 1u) << files.dump();
 }
 
 TEST(WarmPool, SessionsWithTheirOwnFlagsBypassIt) {
@@ -355,6 +359,14 @@ TEST(WarmPool, AWakeUpTakesAPooledAgentThatSwitchesToTheSessionsFile) {
   auto del = c.request({{"type", "delete_session"}, {"id", "d"}, {"sessionId", "wk"}});
   ASSERT_EQ(del["success"], true);
   EXPECT_EQ(count_agent_dirs(), 1) << "only the pool's";
+  // The folder of the agent it woke on went too (its warm-up file first, then its agent
+  // dir); the session's own folder stays with its conversation (no purge).
+  int folders = 0;
+  for (const auto& e : std::filesystem::directory_iterator(sessions_dir)) {
+    (void)e;
+    ++folders;
+  }
+  EXPECT_EQ(folders, 2) << "the session's folder and the refilled pool agent's";
 }
 
 TEST(WarmPool, ASessionWithItsOwnFlagsWakesCold) {

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <stdexcept>
 
@@ -133,10 +134,29 @@ Daemon::Daemon(Options options)
 
 Daemon::~Daemon() { release(); }
 
+namespace {
+
+// The daemon's child processes (agents, pooled ones included), from /proc.
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(task.path() / "children");
+    for (pid_t child; in >> child;) out.push_back(child);
+  }
+  return out;
+}
+
+}  // namespace
+
 void Daemon::release() {
   if (released_) return;
   released_ = true;
   if (!exit_code_) {
+    // Its agents first (each leads its own process group): killed with the daemon alone they
+    // would live on until they read EOF, and a pi still starting up would write its agent dir
+    // back into the state dir this test is about to remove.
+    for (pid_t child : children_of(pid_)) ::kill(-child, SIGKILL);
     ::kill(pid_, SIGKILL);
     wait_exit(std::chrono::seconds(10));
   }
