@@ -328,7 +328,7 @@ int main(int argc, char** argv) {
     auto m = c.request({{"type", "get_metrics"}, {"id", "m" + std::to_string(Clock::now().time_since_epoch().count())}});
     // The warm pool's agents stay up: they belong to no session.
     if (m["data"]["sessionsHibernated"] == sessions &&
-        sample(d.pid()).agents <= std::atoi(warm_agents.c_str()))
+        sample(d.pid()).agents <= static_cast<std::size_t>(std::atoi(warm_agents.c_str())))
       break;
     if (Clock::now() > deadline) {
       std::fprintf(stderr, "not all hibernated: %s\n", m["data"]["sessionsHibernated"].dump().c_str());

@@ -160,7 +160,9 @@ void hibernate_and_wake(bool pooled) {
                           std::chrono::seconds(30));
   ASSERT_TRUE(slept);
   EXPECT_FALSE(process_exists(pid));
-  if (pooled) ASSERT_TRUE(wait_pool_ready(c));
+  if (pooled) {
+    ASSERT_TRUE(wait_pool_ready(c));
+  }
 
   auto after = c.request({{"type", "get_messages"}, {"id", "m2"}, {"sessionId", "sleepy"}},
                          std::chrono::seconds(60));
