@@ -350,7 +350,6 @@ void ServerCommands::list_sessions(const Submission& sub, Reply reply) {
 }
 
 void ServerCommands::switch_session(const Submission& sub, Reply reply) {
-  const Envelope& env = sub.envelope;
   auto found = session_or_reply(sub, reply);
   if (!found) return;
   // Attaching wakes a hibernated session: a client that attaches is about to use it.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 
 #include "agent/pi_setup.hpp"
@@ -20,6 +22,13 @@ std::string random_session_id() {
   std::snprintf(buf, sizeof buf, "s-%016llx%08llx", static_cast<unsigned long long>(dist(rng)),
                 static_cast<unsigned long long>(dist(rng) & 0xffffffffu));
   return buf;
+}
+
+// A file's bytes, or nullopt when there is none.
+std::optional<std::string> file_contents(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 std::string model_string(const json& model) {
@@ -52,7 +61,13 @@ SessionRegistry::SessionRegistry(const Clock& clock, Scheduler& scheduler,
         if (launch.session_file.empty() || launch.session_file.parent_path() != launch.session_dir ||
             !fs::is_regular_file(launch.session_file, ec))
           return std::nullopt;
-        return pool_.take(launch);
+        // pi keeps what a session changed (steering mode, auto-retry, ...) in its private
+        // settings.json and reads it once, at start: a pooled agent that read another
+        // content would silently change them. Only one that read the same may serve.
+        std::optional<std::string> settings = file_contents(launch.agent_dir / "settings.json");
+        return pool_.take(launch, [&settings](const fs::path& pooled_agent_dir) {
+          return file_contents(pooled_agent_dir / "settings.json") == settings;
+        });
       },
       .release_agent_dir =
           [this](const Session& session, const fs::path& old_dir) {
@@ -160,9 +175,16 @@ void SessionRegistry::start(std::string session_id, agent::SessionLaunch launch,
   sw.body = json{{"type", "switch_session"},
                  {"sessionPath", header ? header->path.string() : std::string("/nonexistent")}};
   // What get_state would say now: the pool's answer with the new file and its id (the model
-  // and thinking level stay: the header-only file names none). One round trip less.
+  // and thinking level stay: the header-only file names none). One round trip less, unless
+  // a project settings file (<cwd>/.pi/settings.json, which may name a default model) is
+  // left or met: then pi is asked.
+  auto project_settings = [](const std::string& cwd) {
+    std::error_code ec;
+    return fs::exists(fs::path(cwd) / ".pi" / "settings.json", ec);
+  };
   json state;
-  if (header && pooled->state.is_object()) {
+  if (header && pooled->state.is_object() && !project_settings(pooled->cwd) &&
+      !project_settings(launch.cwd)) {
     state = pooled->state;
     state["sessionFile"] = header->path.string();
     state["sessionId"] = header->id;

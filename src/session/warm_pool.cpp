@@ -102,6 +102,15 @@ std::size_t WarmPool::ready() const {
 
 void WarmPool::start() {
   started_ = true;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(options_.state_dir / "sessions", ec)) {
+    if (entry.path().filename().string().rfind("pool-", 0) != 0) continue;
+    std::error_code rm_ec;
+    // A session made from a pooled agent keeps its pi files here; it restarts on an agent
+    // dir of its own (<state>/sessions/<id>/agent), so this one is unused.
+    fs::remove_all(entry.path() / "agent", rm_ec);
+    if (fs::is_empty(entry.path(), rm_ec)) fs::remove(entry.path(), rm_ec);
+  }
   refill();
 }
 
@@ -180,8 +189,9 @@ void WarmPool::on_line(const std::shared_ptr<Entry>& entry, std::string_view lin
     // ones ~20: switch once now, to a fresh header-only file in the daemon's cwd, so the
     // switch of a create for another cwd (or of a wake-up) is a warm one. The same-cwd
     // create then finds the agent on a fresh file, as if just started.
-    auto header = write_header_only_session(entry->session_dir, default_cwd_);
-    if (success && header) {
+    auto header = success ? write_header_only_session(entry->session_dir, default_cwd_)
+                          : Result<HeaderOnlySession>(Status::error("no first get_state"));
+    if (header) {
       entry->placeholder_file = header->path;
       nlohmann::json sw = {{"type", "switch_session"}, {"sessionPath", header->path.string()}};
       std::string command = sw.dump();
@@ -189,12 +199,15 @@ void WarmPool::on_line(const std::shared_ptr<Entry>& entry, std::string_view lin
       entry->agent->write_line(command + R"(,"id":)" + std::string(kWarmUpId) + "}");
       return;
     }
-    if (!header) log::warn("warm_pool_warm_up_skipped", {{"agent", entry->name}, {"error", header.error()}});
+    if (success) log::warn("warm_pool_warm_up_skipped", {{"agent", entry->name}, {"error", header.error()}});
   } else if (head.raw_id == kWarmUpId) {
     if (!success || (answer.contains("data") && answer["data"].is_object() &&
                      answer["data"].value("cancelled", false))) {
       log::warn("warm_pool_warm_up_failed", {{"agent", entry->name}});
-      entry->placeholder_file.clear();  // it stayed on its own (unwritten) file
+      // It stayed on its own (unwritten) file: the header-only one is nobody's.
+      std::error_code ec;
+      fs::remove(entry->placeholder_file, ec);
+      entry->placeholder_file.clear();
     }
     entry->agent->write_line(R"({"type":"get_state","id":)" + std::string(kStateId) + "}");
     return;
@@ -224,7 +237,9 @@ void WarmPool::on_exit(const std::shared_ptr<Entry>& entry) {
   });
 }
 
-std::optional<PooledAgent> WarmPool::take(const agent::SessionLaunch& launch) {
+std::optional<PooledAgent> WarmPool::take(
+    const agent::SessionLaunch& launch,
+    const std::function<bool(const std::filesystem::path& agent_dir)>& accept) {
   if (options_.warm_agents == 0) return std::nullopt;
   if (!fits(launch)) {
     ++stats_.bypassed;
@@ -233,6 +248,10 @@ std::optional<PooledAgent> WarmPool::take(const agent::SessionLaunch& launch) {
   auto it = std::find_if(entries_.begin(), entries_.end(), [](const auto& e) { return e->ready; });
   if (it == entries_.end()) {
     ++stats_.misses;
+    return std::nullopt;
+  }
+  if (accept && !accept((*it)->session_dir / "agent")) {
+    ++stats_.bypassed;
     return std::nullopt;
   }
   auto entry = *it;

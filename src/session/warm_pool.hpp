@@ -53,9 +53,15 @@ class WarmPool {
   WarmPool& operator=(const WarmPool&) = delete;
 
   // Starts filling (the daemon calls it once the loop runs; unit tests of other parts never).
+  // Also removes what pooled agents of an earlier run left in <state>/sessions/pool-*: their
+  // agent dirs (no agent runs on them now) and the folders that then hold nothing.
   void start();
   // A ready agent for a session launched like `launch`, or nullopt (then spawn as usual).
-  std::optional<PooledAgent> take(const agent::SessionLaunch& launch);
+  // `accept` (optional) sees the candidate's private agent dir and may refuse it: that
+  // counts as bypassed.
+  std::optional<PooledAgent> take(
+      const agent::SessionLaunch& launch,
+      const std::function<bool(const std::filesystem::path& agent_dir)>& accept = {});
   // Whether a session launched like `launch` could use a pooled agent at all.
   static bool fits(const agent::SessionLaunch& launch);
   // Shutdown: stop every pooled agent (gracefully) and start no more.

@@ -43,6 +43,8 @@ class BasicWebSocketConnection : public Connection,
   // reading and discarding after its close frame before it closes the socket.
   static constexpr std::chrono::milliseconds kLingerTime{2000};
   static constexpr std::size_t kLingerMaxBytes = 64u << 20;
+  // After the daemon's own close frame, how long the peer has to answer with its own.
+  static constexpr std::chrono::milliseconds kCloseTimeout{5000};
   // Pongs and pings not yet written: a peer that pings without reading is cut off here.
   static constexpr std::size_t kMaxPendingControlBytes = 64u << 10;
 
@@ -115,7 +117,6 @@ class BasicWebSocketConnection : public Connection,
   reliability::OutboundQueue queue_;
   std::string control_out_;  // encoded pongs and pings for the writer, ahead of data frames
   std::chrono::steady_clock::time_point last_heard_{};
-  std::chrono::steady_clock::time_point close_sent_at_{};
   std::optional<std::uint16_t> close_code_;
   // Set by linger while it waits for the writer to put the close frame out.
   std::optional<boost::asio::steady_timer> writer_done_;

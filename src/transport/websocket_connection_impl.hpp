@@ -264,11 +264,7 @@ template <class Transport>
 void BasicWebSocketConnection<Transport>::heartbeat_tick(std::chrono::steady_clock::time_point now) {
   if (broken_) return;
   auto period = heartbeat_->period();
-  if (close_sent_) {
-    // The peer never answered our close frame.
-    if (now - close_sent_at_ >= period) abort_connection("close handshake timed out");
-    return;
-  }
+  if (close_sent_) return;  // the close handshake has its own deadline (writer)
   auto silent = now - last_heard_;
   if (silent >= 2 * period) {
     log::debug("websocket_closed", {{"conn", id_}, {"reason", "heartbeat timed out"}});
@@ -309,7 +305,16 @@ asio::awaitable<void> BasicWebSocketConnection<Transport>::writer() {
     } else if (close_wanted_ && (!close_flush_first_ || queue_.empty())) {
       std::string out = ws::close_frame(close_code_);
       close_sent_ = true;
-      close_sent_at_ = std::chrono::steady_clock::now();
+      if (open_) {
+        // Our close starts the handshake (a drain, the connection cap): a peer that does not
+        // answer within kCloseTimeout is cut off. A timer only while closing; it holds a
+        // weak reference, so a connection that finished meanwhile is not kept.
+        auto timer = std::make_shared<asio::steady_timer>(transport_.get_executor(), kCloseTimeout);
+        timer->async_wait([timer, weak = this->weak_from_this()](boost::system::error_code ec) {
+          if (ec) return;
+          if (auto c = weak.lock(); c && c->open_) c->abort_connection("close handshake timed out");
+        });
+      }
       std::tie(ec, std::ignore) = co_await asio::async_write(transport_, asio::buffer(out), kTuple);
       if (!ec) {
         if constexpr (std::is_same_v<Transport, asio::ip::tcp::socket>) {
@@ -369,7 +374,10 @@ asio::awaitable<void> BasicWebSocketConnection<Transport>::linger() {
     writer_done_.reset();
   }
   if constexpr (!std::is_same_v<Transport, asio::ip::tcp::socket>) {
-    if (close_sent_ && !broken_ && socket().is_open()) co_await transport_.async_shutdown(kTuple);
+    // Not while the writer still has the close frame in flight (the deadline ended the wait):
+    // a second write on the TLS stream.
+    if (close_sent_ && !broken_ && !writer_running_ && socket().is_open())
+      co_await transport_.async_shutdown(kTuple);
   }
   boost::system::error_code ignored;
   socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);

@@ -175,6 +175,11 @@ bool FrameParser::begin_frame(FrameSink& sink) {
       return false;
     }
   }
+  // RFC 6455 §5.2: "the minimal number of bytes MUST be used to encode the length".
+  if ((len7 == 126 && length < 126) || (len7 == 127 && length <= 0xFFFF)) {
+    fail(sink, kCloseProtocolError, "payload length not in its shortest form");
+    return false;
+  }
   std::copy_n(header_.begin() + at, 4, mask_.begin());
   mask_offset_ = 0;
   if (is_control(opcode_)) {

@@ -188,6 +188,26 @@ TEST_F(RealPi, AHibernatedSessionWakesWithItsConversation) { hibernate_and_wake(
 
 TEST_F(RealPi, AHibernatedSessionWakesOnAPooledAgentWithItsConversation) { hibernate_and_wake(true); }
 
+// A session whose settings differ from the pool's (pi wrote set_steering_mode into its
+// private settings.json) wakes cold: a pooled pi read other settings at its start.
+TEST_F(RealPi, ASessionWithSettingsOfItsOwnWakesColdAndKeepsThem) {
+  Daemon d({.args = {"--hibernate-after-ms", "1500", "--warm-agents", "1"}, .use_fake_agent = false});
+  WsClient c(d.port());
+  open_session(c, "own");
+  auto set = c.request({{"type", "set_steering_mode"}, {"id", "m"}, {"sessionId", "own"}, {"mode", "all"}});
+  ASSERT_EQ(set["success"], true) << set.dump();
+  ASSERT_TRUE(c.wait_for([](const json& j) { return j.value("type", "") == "session_hibernated"; },
+                         std::chrono::seconds(30)));
+  ASSERT_TRUE(wait_pool_ready(c));
+  auto state = c.request({{"type", "get_state"}, {"id", "s"}, {"sessionId", "own"}}, std::chrono::seconds(60));
+  ASSERT_EQ(state["success"], true) << state.dump();
+  EXPECT_EQ(state["data"]["steeringMode"], "all");
+  auto woken = c.seen_or_wait([](const json& j) { return j.value("type", "") == "session_woken"; },
+                              std::chrono::seconds(5));
+  ASSERT_TRUE(woken);
+  EXPECT_EQ((*woken)["data"]["fromPool"], false);
+}
+
 // A pooled pi moved to another cwd by switch_session: the create's answer is what pi says
 // afterwards, and its tools run in the new cwd.
 TEST_F(RealPi, APooledAgentCreatedForAnotherCwdRunsThere) {

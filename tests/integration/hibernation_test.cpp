@@ -417,3 +417,22 @@ TEST(WarmPool, AFailedPooledWakeAnswersTheCommandAndTheSessionCanWakeLater) {
   EXPECT_EQ(final_text(run_prompt(c, "fw", "cwd", "p2")), "cwd " + cwd);
   std::filesystem::remove_all(cwd);
 }
+
+// What pooled agents of an earlier run left behind (their agent dirs; the pool folder of a
+// wake-up) goes at the next start; a pooled session's pi files stay.
+TEST(WarmPool, LeftoversOfAnEarlierRunAreRemovedAtStart) {
+  TempDir state;
+  auto sessions = std::filesystem::path(state.path()) / "sessions";
+  std::filesystem::create_directories(sessions / "pool-aaaa" / "agent");
+  std::ofstream(sessions / "pool-aaaa" / "agent" / "settings.json") << "{}";
+  std::filesystem::create_directories(sessions / "pool-bbbb" / "agent");
+  std::ofstream(sessions / "pool-bbbb" / "2026-12-03T00-00-00-000Z_x.jsonl") << "{}\n";
+  std::filesystem::create_directories(sessions / "s-other" / "agent");
+  Daemon d({.state_dir = state.path()});
+  WsClient c(d.port());
+  ASSERT_TRUE(c.next());
+  EXPECT_FALSE(std::filesystem::exists(sessions / "pool-aaaa"));
+  EXPECT_FALSE(std::filesystem::exists(sessions / "pool-bbbb" / "agent"));
+  EXPECT_TRUE(std::filesystem::exists(sessions / "pool-bbbb" / "2026-12-03T00-00-00-000Z_x.jsonl"));
+  EXPECT_TRUE(std::filesystem::exists(sessions / "s-other" / "agent")) << "not a pool folder";
+}

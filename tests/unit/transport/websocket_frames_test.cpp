@@ -126,6 +126,11 @@ TEST(WebSocketFrames, BrokenFramingFailsWith1002) {
   }
   std::string top_bit("\x81\xFF\x80\x00\x00\x00\x00\x00\x00\x01" "abcd", 14);
   EXPECT_EQ(parse(top_bit), (std::vector<std::string>{"error:1002"}));
+  // Lengths not in their shortest form (RFC 6455 §5.2).
+  std::string long16("\x81\xFE\x00\x05" "abcd" "hello", 13);
+  EXPECT_EQ(parse(long16), (std::vector<std::string>{"error:1002"}));
+  std::string long64("\x81\xFF\x00\x00\x00\x00\x00\x00\x00\x7E" "abcd", 14);
+  EXPECT_EQ(parse(long64), (std::vector<std::string>{"error:1002"}));
 }
 
 TEST(WebSocketFrames, TooBigIsRefusedAtTheHeader) {
