@@ -1,6 +1,8 @@
 #include "persistence/sqlite_store.hpp"
 
 #include <chrono>
+#include <memory>
+#include <utility>
 
 #include "observability/log.hpp"
 
@@ -61,20 +63,33 @@ Status exec(sqlite3* db, const char* sql) {
   return Status::error(message);
 }
 
+// A prepared statement, finalized however the scope ends.
+struct Finalize {
+  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+};
+using Statement = std::unique_ptr<sqlite3_stmt, Finalize>;
+
+// Runs `sql` and calls `on_row` for each row; the failure's message, if it fails.
+template <class OnRow>
+Status for_each_row(sqlite3* db, const char* sql, OnRow&& on_row) {
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v2(db, sql, -1, &raw, nullptr) != SQLITE_OK) return Status::error(errmsg(db));
+  Statement stmt(raw);
+  int rc;
+  while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) on_row(stmt.get());
+  if (rc != SQLITE_DONE) return Status::error(errmsg(db));
+  return Status::ok();
+}
+
 // The first column of the first row of `sql`, as text ("" when there is none).
 Result<std::string> query_text(sqlite3* db, const char* sql) {
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK) return Status::error(errmsg(db));
   std::string out;
-  int rc = sqlite3_step(stmt);
-  if (rc == SQLITE_ROW) {
+  bool first = true;
+  auto status = for_each_row(db, sql, [&](sqlite3_stmt* stmt) {
+    if (!std::exchange(first, false)) return;
     if (auto* text = sqlite3_column_text(stmt, 0)) out = reinterpret_cast<const char*>(text);
-  } else if (rc != SQLITE_DONE) {
-    std::string message = errmsg(db);
-    sqlite3_finalize(stmt);
-    return Status::error(message);
-  }
-  sqlite3_finalize(stmt);
+  });
+  if (!status) return status;
   return out;
 }
 
@@ -253,59 +268,50 @@ std::optional<std::string> column_optional(sqlite3_stmt* stmt, int index) {
 
 std::vector<StoredSession> SqliteStore::load_sessions() {
   std::vector<StoredSession> out;
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db_,
-                         "SELECT id, owner, cwd, session_file, model, name, thinking_level, "
-                         "created_at, last_active_at, state, session_version FROM sessions "
-                         "ORDER BY created_at, id",
-                         -1, &stmt, nullptr) != SQLITE_OK) {
-    log::error("db_read_failed", {{"error", errmsg(db_)}});
-    return out;
-  }
-  while (sqlite3_step(stmt) == SQLITE_ROW) {
-    StoredSession s;
-    s.id = column_text(stmt, 0);
-    s.owner = column_text(stmt, 1);
-    s.cwd = column_text(stmt, 2);
-    s.session_file = column_text(stmt, 3);
-    s.model = column_text(stmt, 4);
-    s.name = column_text(stmt, 5);
-    s.thinking_level = column_text(stmt, 6);
-    s.created_at_ms = sqlite3_column_int64(stmt, 7);
-    s.last_active_at_ms = sqlite3_column_int64(stmt, 8);
-    s.state = column_text(stmt, 9);
-    s.session_version = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 10));
-    out.push_back(std::move(s));
-  }
-  sqlite3_finalize(stmt);
+  auto status = for_each_row(
+      db_,
+      "SELECT id, owner, cwd, session_file, model, name, thinking_level, created_at, "
+      "last_active_at, state, session_version FROM sessions ORDER BY created_at, id",
+      [&out](sqlite3_stmt* stmt) {
+        StoredSession s;
+        s.id = column_text(stmt, 0);
+        s.owner = column_text(stmt, 1);
+        s.cwd = column_text(stmt, 2);
+        s.session_file = column_text(stmt, 3);
+        s.model = column_text(stmt, 4);
+        s.name = column_text(stmt, 5);
+        s.thinking_level = column_text(stmt, 6);
+        s.created_at_ms = sqlite3_column_int64(stmt, 7);
+        s.last_active_at_ms = sqlite3_column_int64(stmt, 8);
+        s.state = column_text(stmt, 9);
+        s.session_version = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 10));
+        out.push_back(std::move(s));
+      });
+  if (!status) log::error("db_read_failed", {{"error", status.message()}});
   return out;
 }
 
 std::vector<JournalEntry> SqliteStore::load_journal() {
   std::vector<JournalEntry> out;
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db_,
-                         "SELECT seq, principal, command_id, idempotency_key, command, session_id, "
-                         "fingerprint, admitted_at, finished_at, response FROM outcomes ORDER BY seq",
-                         -1, &stmt, nullptr) != SQLITE_OK) {
-    log::error("db_read_failed", {{"error", errmsg(db_)}});
-    return out;
-  }
-  while (sqlite3_step(stmt) == SQLITE_ROW) {
-    JournalEntry e;
-    e.seq = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 0));
-    e.principal = column_text(stmt, 1);
-    e.command_id = column_optional(stmt, 2);
-    e.idempotency_key = column_optional(stmt, 3);
-    e.command = column_text(stmt, 4);
-    e.session_id = column_optional(stmt, 5);
-    e.fingerprint = column_text(stmt, 6);
-    e.admitted_at_ms = sqlite3_column_int64(stmt, 7);
-    if (sqlite3_column_type(stmt, 8) != SQLITE_NULL) e.finished_at_ms = sqlite3_column_int64(stmt, 8);
-    e.response = column_optional(stmt, 9);
-    out.push_back(std::move(e));
-  }
-  sqlite3_finalize(stmt);
+  auto status = for_each_row(
+      db_,
+      "SELECT seq, principal, command_id, idempotency_key, command, session_id, fingerprint, "
+      "admitted_at, finished_at, response FROM outcomes ORDER BY seq",
+      [&out](sqlite3_stmt* stmt) {
+        JournalEntry e;
+        e.seq = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 0));
+        e.principal = column_text(stmt, 1);
+        e.command_id = column_optional(stmt, 2);
+        e.idempotency_key = column_optional(stmt, 3);
+        e.command = column_text(stmt, 4);
+        e.session_id = column_optional(stmt, 5);
+        e.fingerprint = column_text(stmt, 6);
+        e.admitted_at_ms = sqlite3_column_int64(stmt, 7);
+        if (sqlite3_column_type(stmt, 8) != SQLITE_NULL) e.finished_at_ms = sqlite3_column_int64(stmt, 8);
+        e.response = column_optional(stmt, 9);
+        out.push_back(std::move(e));
+      });
+  if (!status) log::error("db_read_failed", {{"error", status.message()}});
   return out;
 }
 
