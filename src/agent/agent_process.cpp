@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <iterator>
+
 #include <boost/asio/write.hpp>
 
 namespace pi_server::agent {
@@ -135,7 +137,7 @@ void AgentProcess::watch_exit() {
                       error_code ignored;
                       self->stdin_.close(ignored);
                       self->stdin_closed_ = true;
-                      self->write_queue_.clear();
+                      self->drop_queued_writes();
                       self->eof_wait_timer_.expires_after(kStdoutDrainWait);
                       self->eof_wait_timer_.async_wait([self](error_code ec) {
                         if (ec) return;
@@ -177,8 +179,10 @@ void AgentProcess::write_next() {
   writing_ = true;
   asio::async_write(stdin_, asio::buffer(write_queue_.front()),
                     [self = shared_from_this()](error_code ec, std::size_t) {
-                      if (ec) {
-                        // EPIPE: the agent closed stdin or died; the exit watcher reports it.
+                      // EPIPE: the agent closed stdin or died (the exit watcher reports it).
+                      // Stdin closed by us meanwhile (stop, exit): the write may still have
+                      // completed, but nothing more goes out.
+                      if (ec || self->stdin_closed_) {
                         self->writing_ = false;
                         self->write_queue_.clear();
                         return;
@@ -186,6 +190,13 @@ void AgentProcess::write_next() {
                       self->write_queue_.pop_front();
                       self->write_next();
                     });
+}
+
+void AgentProcess::drop_queued_writes() {
+  if (writing_ && !write_queue_.empty())
+    write_queue_.erase(std::next(write_queue_.begin()), write_queue_.end());
+  else
+    write_queue_.clear();
 }
 
 void AgentProcess::signal_group(int sig) {
@@ -197,7 +208,7 @@ void AgentProcess::stop(std::chrono::milliseconds eof_grace, std::chrono::millis
   // Closing stdin while a write is in flight would abort it; pi exits on EOF either way.
   error_code ignored;
   stdin_closed_ = true;
-  write_queue_.clear();
+  drop_queued_writes();
   stdin_.close(ignored);
   stop_timer_.expires_after(eof_grace);
   stop_timer_.async_wait([self = shared_from_this(), term_grace](error_code ec) {

@@ -59,6 +59,9 @@ class AgentProcess : public AgentChannel, public std::enable_shared_from_this<Ag
   void read_stderr();
   void watch_exit();
   void write_next();
+  // Stdin is closed: the queued lines will never be written. The one being written stays
+  // until its write completes (the operation reads from it).
+  void drop_queued_writes();
   void maybe_report_exit();
   void signal_group(int sig);
 

@@ -1,5 +1,10 @@
 #include "agent/spawner.hpp"
 
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+
+#include "agent/agent_process.hpp"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -61,4 +66,29 @@ TEST(Spawner, ExecFailureComesBackAsAValue) {
   // The errno's own text (what std::error_code says), for the client's error message.
   EXPECT_EQ(r.error(), std::make_error_code(std::errc::no_such_file_or_directory).message());
   EXPECT_FALSE(r.status().code().has_value());
+}
+
+// Regression (found as "double free" at shutdown, when the warm pool had just written to a
+// starting agent): stop() right after write_line. The write completes at once (its handler is
+// queued with success) and stop() drops the queue before that handler runs; the handler must
+// not pop the now empty queue, and the line being written must stay alive while it is written.
+TEST(AgentProcess, StopRightAfterAWriteIsSafe) {
+  for (std::size_t size : {std::size_t{16}, std::size_t{1} << 20}) {
+    SCOPED_TRACE(size);
+    boost::asio::io_context io;
+    SpawnRequest req;
+    req.argv = {"/bin/cat"};
+    req.env = {"PATH=/usr/bin:/bin"};
+    auto r = spawn_process(req);
+    ASSERT_TRUE(r.is_ok()) << r.error();
+    bool exited = false;
+    AgentCallbacks callbacks;
+    callbacks.on_exit = [&](ExitStatus) { exited = true; };
+    auto agent = AgentProcess::adopt(io, r.value(), std::move(callbacks), AgentLimits{});
+    agent->write_line(std::string(size, 'x'));
+    agent->write_line("second");
+    agent->stop(std::chrono::milliseconds(200), std::chrono::milliseconds(200));
+    io.run_for(std::chrono::seconds(5));
+    EXPECT_TRUE(exited);
+  }
 }
