@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "protocol/json_scan.hpp"
 #include "transport/websocket_frames.hpp"
 
 namespace {
@@ -22,7 +23,7 @@ struct Collect : FrameSink {
   }
   void on_message(Opcode op, std::string_view p) override {
     if (p.size() > max) std::abort();
-    if (op == Opcode::text && !valid_utf8(p)) std::abort();
+    if (op == Opcode::text && !pi_server::protocol::is_valid_utf8(p)) std::abort();
     note(std::to_string(static_cast<int>(op)) + ":" + std::string(p));
   }
   void on_ping(std::string_view p) override { note("ping:" + std::string(p)); }

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "protocol/json_scan.hpp"
+
 namespace pi_server::transport::ws {
 namespace {
 
@@ -34,47 +36,6 @@ bool valid_close_code(std::uint16_t code) {
     default:
       return false;
   }
-}
-
-bool valid_utf8(std::string_view text) {
-  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-  const auto* end = p + text.size();
-  while (p < end) {
-    // ASCII runs dominate JSON: skip eight bytes at a time while none has the high bit.
-    while (end - p >= 8) {
-      std::uint64_t chunk;
-      std::memcpy(&chunk, p, 8);
-      if (chunk & 0x8080808080808080ull) break;
-      p += 8;
-    }
-    if (p == end) break;
-    unsigned char c = *p;
-    if (c < 0x80) {
-      ++p;
-      continue;
-    }
-    std::size_t length;
-    unsigned char low = 0x80, high = 0xBF;  // allowed range of the second byte
-    if (c >= 0xC2 && c <= 0xDF) {
-      length = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      length = 3;
-      if (c == 0xE0) low = 0xA0;   // overlong
-      if (c == 0xED) high = 0x9F;  // UTF-16 surrogates
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      length = 4;
-      if (c == 0xF0) low = 0x90;   // overlong
-      if (c == 0xF4) high = 0x8F;  // above U+10FFFF
-    } else {
-      return false;  // a continuation byte first, an overlong C0/C1, or F5..FF
-    }
-    if (static_cast<std::size_t>(end - p) < length) return false;
-    if (p[1] < low || p[1] > high) return false;
-    for (std::size_t i = 2; i < length; ++i)
-      if (p[i] < 0x80 || p[i] > 0xBF) return false;
-    p += length;
-  }
-  return true;
 }
 
 std::string accept_key(std::string_view client_key) {
@@ -230,7 +191,7 @@ void FrameParser::end_frame(const char* in_place, FrameSink& sink) {
                                            static_cast<std::uint8_t>(payload[1]));
     if (!valid_close_code(code)) return fail(sink, kCloseProtocolError, "an invalid close code");
     std::string_view reason = std::string_view(payload).substr(2);
-    if (!valid_utf8(reason)) return fail(sink, kCloseBadPayload, "a close reason that is not UTF-8");
+    if (!protocol::is_valid_utf8(reason)) return fail(sink, kCloseBadPayload, "a close reason that is not UTF-8");
     finished_ = true;
     return sink.on_close(code, reason);
   }
@@ -247,7 +208,7 @@ void FrameParser::end_frame(const char* in_place, FrameSink& sink) {
   Opcode opcode = message_opcode_;
   message_opcode_ = Opcode::continuation;
   message_size_ = 0;
-  if (opcode == Opcode::text && !valid_utf8(payload))
+  if (opcode == Opcode::text && !protocol::is_valid_utf8(payload))
     return fail(sink, kCloseBadPayload, "a text message that is not UTF-8");
   sink.on_message(opcode, payload);
 }

@@ -36,9 +36,6 @@ inline constexpr std::uint16_t kCloseTooBig = 1009;
 // 1012/1013, 3000-4999). Others fail the connection with 1002.
 bool valid_close_code(std::uint16_t code);
 
-// RFC 3629 UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
-bool valid_utf8(std::string_view text);
-
 // Sec-WebSocket-Accept for a client's Sec-WebSocket-Key: base64(SHA-1(key + RFC GUID)).
 std::string accept_key(std::string_view client_key);
 // A Sec-WebSocket-Key is the base64 of 16 bytes: 24 characters ending in "==".
@@ -61,7 +58,7 @@ std::string close_frame(std::optional<std::uint16_t> code);
 class FrameSink {
  public:
   virtual ~FrameSink() = default;
-  // A whole data message. `text` messages are valid UTF-8. The view is valid only during
+  // A whole data message. `text` messages are valid UTF-8 (protocol::is_valid_utf8). The view is valid only during
   // the call (it may point into the caller's read buffer).
   virtual void on_message(Opcode opcode, std::string_view payload) = 0;
   virtual void on_ping(std::string_view payload) = 0;

@@ -2,6 +2,8 @@
 // frames, split at every byte; the accept key against the RFC's own example; UTF-8 rules.
 #include "transport/websocket_frames.hpp"
 
+#include "protocol/json_scan.hpp"
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -154,18 +156,18 @@ TEST(WebSocketFrames, TextMustBeUtf8) {
 }
 
 TEST(WebSocketFrames, Utf8Rules) {
-  EXPECT_TRUE(valid_utf8(""));
-  EXPECT_TRUE(valid_utf8("plain ascii that is longer than eight bytes"));
-  EXPECT_TRUE(valid_utf8("\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"));  // é € 😀
-  EXPECT_TRUE(valid_utf8("\xF4\x8F\xBF\xBF"));                      // U+10FFFF
-  EXPECT_FALSE(valid_utf8("\xC0\xAF"));          // overlong /
-  EXPECT_FALSE(valid_utf8("\xE0\x80\xAF"));      // overlong
-  EXPECT_FALSE(valid_utf8("\xED\xA0\x80"));      // surrogate
-  EXPECT_FALSE(valid_utf8("\xF4\x90\x80\x80"));  // above U+10FFFF
-  EXPECT_FALSE(valid_utf8("\xF5\x80\x80\x80"));
-  EXPECT_FALSE(valid_utf8("\x80"));
-  EXPECT_FALSE(valid_utf8("abc\xE2\x82"));  // cut short
-  EXPECT_FALSE(valid_utf8("abcdefgh\xE2\x28\xA1"));
+  EXPECT_TRUE(pi_server::protocol::is_valid_utf8(""));
+  EXPECT_TRUE(pi_server::protocol::is_valid_utf8("plain ascii that is longer than eight bytes"));
+  EXPECT_TRUE(pi_server::protocol::is_valid_utf8("\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"));  // é € 😀
+  EXPECT_TRUE(pi_server::protocol::is_valid_utf8("\xF4\x8F\xBF\xBF"));                      // U+10FFFF
+  EXPECT_FALSE(pi_server::protocol::is_valid_utf8("\xC0\xAF"));          // overlong /
+  EXPECT_FALSE(pi_server::protocol::is_valid_utf8("\xE0\x80\xAF"));      // overlong
+  EXPECT_FALSE(pi_server::protocol::is_valid_utf8("\xED\xA0\x80"));      // surrogate
+  EXPECT_FALSE(pi_server::protocol::is_valid_utf8("\xF4\x90\x80\x80"));  // above U+10FFFF
+  EXPECT_FALSE(pi_server::protocol::is_valid_utf8("\xF5\x80\x80\x80"));
+  EXPECT_FALSE(pi_server::protocol::is_valid_utf8("\x80"));
+  EXPECT_FALSE(pi_server::protocol::is_valid_utf8("abc\xE2\x82"));  // cut short
+  EXPECT_FALSE(pi_server::protocol::is_valid_utf8("abcdefgh\xE2\x28\xA1"));
 }
 
 TEST(WebSocketFrames, AWholeMessageInOneReadIsNotCopiedAndNothingIsKept) {
