@@ -1,10 +1,9 @@
 #include "agent/pi_setup.hpp"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "agent/agent_launch.hpp"
+#include "pi_server/read_file.hpp"
 
 namespace pi_server::agent {
 namespace fs = std::filesystem;
@@ -25,11 +24,9 @@ std::optional<std::string> env_value(char** environ, std::string_view name) {
 
 // A JSON object read from `path`, or nullopt (missing, unreadable, not an object).
 std::optional<json> read_object(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::stringstream text;
-  text << in.rdbuf();
-  auto doc = json::parse(text.str(), nullptr, false);
+  auto text = read_file(path);
+  if (!text) return std::nullopt;
+  auto doc = json::parse(*text, nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) return std::nullopt;
   return doc;
 }

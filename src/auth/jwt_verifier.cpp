@@ -7,11 +7,10 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "auth/crypto.hpp"
+#include "pi_server/read_file.hpp"
 
 namespace pi_server::auth {
 using nlohmann::json;
@@ -19,14 +18,6 @@ using nlohmann::json;
 namespace {
 
 EVP_PKEY* pkey(const std::shared_ptr<void>& key) { return static_cast<EVP_PKEY*>(key.get()); }
-
-std::optional<std::string> read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 std::optional<json> decode_json_object(std::string_view part) {
   auto bytes = base64url_decode(part);

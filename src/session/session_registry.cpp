@@ -2,12 +2,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <random>
 
 #include "agent/pi_setup.hpp"
 #include "observability/log.hpp"
+#include "pi_server/read_file.hpp"
 
 namespace pi_server::session {
 namespace fs = std::filesystem;
@@ -22,13 +21,6 @@ std::string random_session_id() {
   std::snprintf(buf, sizeof buf, "s-%016llx%08llx", static_cast<unsigned long long>(dist(rng)),
                 static_cast<unsigned long long>(dist(rng) & 0xffffffffu));
   return buf;
-}
-
-// A file's bytes, or nullopt when there is none.
-std::optional<std::string> file_contents(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 std::string model_string(const json& model) {
@@ -64,9 +56,9 @@ SessionRegistry::SessionRegistry(const Clock& clock, Scheduler& scheduler,
         // pi keeps what a session changed (steering mode, auto-retry, ...) in its private
         // settings.json and reads it once, at start: a pooled agent that read another
         // content would silently change them. Only one that read the same may serve.
-        std::optional<std::string> settings = file_contents(launch.agent_dir / "settings.json");
+        std::optional<std::string> settings = read_file(launch.agent_dir / "settings.json");
         return pool_.take(launch, [&settings](const fs::path& pooled_agent_dir) {
-          return file_contents(pooled_agent_dir / "settings.json") == settings;
+          return read_file(pooled_agent_dir / "settings.json") == settings;
         });
       },
       .release_agent_dir =
