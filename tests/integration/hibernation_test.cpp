@@ -237,6 +237,20 @@ bool wait_pool_ready(WsClient& c, int want, std::chrono::milliseconds timeout) {
   return false;
 }
 
+// A daemon that hibernates sessions after 300 ms and runs them in its own cwd or under `root`.
+Daemon::Options hibernating_under(const std::string& root) {
+  return {.args = {"--hibernate-after-ms", "300", "--workspace-root",
+                   std::filesystem::current_path().string(), "--workspace-root", root}};
+}
+
+// Reads server_ready, waits for a pooled agent and creates session `id` from it in `cwd`.
+void create_from_pool(WsClient& c, const std::string& id, const std::string& cwd) {
+  ASSERT_TRUE(c.next());
+  ASSERT_TRUE(wait_pool_ready(c, 1, 10s));
+  auto r = c.request({{"type", "create_session"}, {"id", "c1"}, {"sessionId", id}, {"cwd", cwd}});
+  ASSERT_EQ(r["success"], true) << r.dump();
+}
+
 }  // namespace
 
 TEST(WarmPool, CreateTakesAPooledAgentAndThePoolRefills) {
@@ -301,13 +315,9 @@ TEST(WarmPool, ZeroTurnsItOff) {
 
 TEST(WarmPool, APooledSessionHibernatesAndWakesOnItsOwnFiles) {
   TempDir other;
-  Daemon d({.args = {"--hibernate-after-ms", "300", "--workspace-root", std::filesystem::current_path().string(),
-                     "--workspace-root", other.path()}});
+  Daemon d(hibernating_under(other.path()));
   WsClient c(d.port());
-  ASSERT_TRUE(c.next());
-  ASSERT_TRUE(wait_pool_ready(c, 1, 10s));
-  auto r = c.request({{"type", "create_session"}, {"id", "c1"}, {"sessionId", "pw"}, {"cwd", other.path()}});
-  ASSERT_EQ(r["success"], true) << r.dump();
+  ASSERT_NO_FATAL_FAILURE(create_from_pool(c, "pw", other.path()));
   run_prompt(c, "pw", "remember", "p");
   auto before = c.request({{"type", "get_messages"}, {"id", "m1"}, {"sessionId", "pw"}});
   ASSERT_TRUE(wait_state(c, "pw", "hibernated", 10s));
@@ -319,13 +329,9 @@ TEST(WarmPool, APooledSessionHibernatesAndWakesOnItsOwnFiles) {
 
 TEST(WarmPool, AWakeUpTakesAPooledAgentThatSwitchesToTheSessionsFile) {
   TempDir other;
-  Daemon d({.args = {"--hibernate-after-ms", "300", "--workspace-root", std::filesystem::current_path().string(),
-                     "--workspace-root", other.path()}});
+  Daemon d(hibernating_under(other.path()));
   WsClient c(d.port());
-  ASSERT_TRUE(c.next());
-  ASSERT_TRUE(wait_pool_ready(c, 1, 10s));
-  auto r = c.request({{"type", "create_session"}, {"id", "c1"}, {"sessionId", "wk"}, {"cwd", other.path()}});
-  ASSERT_EQ(r["success"], true) << r.dump();
+  ASSERT_NO_FATAL_FAILURE(create_from_pool(c, "wk", other.path()));
   run_prompt(c, "wk", "remember this", "p");
   std::string file = c.request({{"type", "get_state"}, {"id", "s0"}, {"sessionId", "wk"}})["data"].value("sessionFile", "");
   ASSERT_FALSE(file.empty());
@@ -397,13 +403,9 @@ TEST(WarmPool, ASessionWithItsOwnFlagsWakesCold) {
 TEST(WarmPool, AFailedPooledWakeAnswersTheCommandAndTheSessionCanWakeLater) {
   auto gone = std::make_unique<TempDir>();
   std::string cwd = gone->path();
-  Daemon d({.args = {"--hibernate-after-ms", "300", "--workspace-root", std::filesystem::current_path().string(),
-                     "--workspace-root", std::filesystem::path(cwd).parent_path().string()}});
+  Daemon d(hibernating_under(std::filesystem::path(cwd).parent_path().string()));
   WsClient c(d.port());
-  ASSERT_TRUE(c.next());
-  ASSERT_TRUE(wait_pool_ready(c, 1, 10s));
-  auto r = c.request({{"type", "create_session"}, {"id", "c1"}, {"sessionId", "fw"}, {"cwd", cwd}});
-  ASSERT_EQ(r["success"], true) << r.dump();
+  ASSERT_NO_FATAL_FAILURE(create_from_pool(c, "fw", cwd));
   run_prompt(c, "fw", "remember me", "p");
   ASSERT_TRUE(wait_state(c, "fw", "hibernated", 10s));
   ASSERT_TRUE(wait_pool_ready(c, 1, 10s));
